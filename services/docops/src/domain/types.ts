@@ -1,3 +1,5 @@
+import type { Element } from './docx/dom.js';
+
 // Shared shapes of the DocOps engine. The docx core (package, scan, replace, inspect) produces them; the
 // format engine, the run pipeline, the CLI and the HTTP layer consume them.
 
