@@ -9,6 +9,9 @@ for (const service of ['docops', 'owsc', 'allocator', 'rag', 'raven']) {
   const script = `${root}/bench/${service}/bench.mjs`;
   if (!existsSync(script)) continue;
   console.log(`# ${service}`);
-  const result = spawnSync(process.execPath, [script, ...process.argv.slice(2)], { stdio: 'inherit', cwd: root });
+  const result = spawnSync(process.execPath, [script, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    cwd: root,
+  });
   if (result.status !== 0) process.exitCode = result.status ?? 1;
 }

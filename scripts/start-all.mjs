@@ -40,7 +40,8 @@ for (const service of available) {
 
 const width = Math.max(...available.map((service) => service.name.length));
 console.log('Quintet services:');
-for (const service of available) console.log(`  ${service.name.padEnd(width)} → http://127.0.0.1:${service.port}`);
+for (const service of available)
+  console.log(`  ${service.name.padEnd(width)} → http://127.0.0.1:${service.port}`);
 console.log('Ctrl-C stops them all.');
 
 function stop(signal, code = 0) {

@@ -12,12 +12,16 @@ import { zipSync } from 'fflate';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/docops/bin/docops.js');
-const { buildDocx, paragraphXml, tableXml } = await import(join(root, 'services/docops/dist/domain/docx/build.js'));
+const { buildDocx, paragraphXml, tableXml } = await import(
+  join(root, 'services/docops/dist/domain/docx/build.js')
+);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const percentile = (values, p) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  return sorted.length === 0
+    ? null
+    : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 };
 const round = (value) => (value === null ? null : Math.round(value * 10) / 10);
 
@@ -34,7 +38,9 @@ function freePort() {
 /** Kilobytes of a /proc/<pid>/status field (VmRSS, VmHWM), or null when the process is gone. */
 function procStatusKb(pid, field) {
   try {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
     return match ? Number(match[1]) : null;
   } catch {
     return null;
@@ -43,7 +49,11 @@ function procStatusKb(pid, field) {
 
 function childPids(pid) {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -54,7 +64,13 @@ async function startServer(env) {
   const tmpDir = mkdtempSync(join(tmpdir(), 'docops-bench-'));
   const started = performance.now();
   const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port)], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, DOCOPS_TMP_DIR: tmpDir, DOCOPS_LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DOCOPS_TMP_DIR: tmpDir,
+      DOCOPS_LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -108,7 +124,11 @@ async function postRun(baseUrl, template, task, fields = {}) {
   const started = performance.now();
   const response = await fetch(`${baseUrl}/v1/run`, { method: 'POST', body: form });
   await response.arrayBuffer();
-  return { status: response.status, ms: performance.now() - started, exitCode: response.headers.get('x-docops-exit-code') };
+  return {
+    status: response.status,
+    ms: performance.now() - started,
+    exitCode: response.headers.get('x-docops-exit-code'),
+  };
 }
 
 /** One client; `paceMs` between request starts (0 = back to back). */
@@ -123,15 +143,32 @@ async function loneClient(baseUrl, count, paceMs) {
     const wait = paceMs - (performance.now() - started);
     if (wait > 0) await sleep(wait);
   }
-  return { p50_ms: round(percentile(latencies, 50)), p95_ms: round(percentile(latencies, 95)), status_counts: statuses };
+  return {
+    p50_ms: round(percentile(latencies, 50)),
+    p95_ms: round(percentile(latencies, 95)),
+    status_counts: statuses,
+  };
 }
 
 function runLoadTest(baseUrl, concurrency, requests) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [BIN, 'load-test', '--base-url', baseUrl, '--concurrency', String(concurrency), '--requests', String(requests)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'load-test',
+        '--base-url',
+        baseUrl,
+        '--concurrency',
+        String(concurrency),
+        '--requests',
+        String(requests),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;
@@ -169,7 +206,13 @@ const targets = {
     const { seconds, summary } = await runLoadTest(server.baseUrl, 4, 400);
     await server.stop();
     const ok = summary.status_counts['200'] ?? 0;
-    return { target: '>= 20 renders/s, only 200', mode: 'spawn', renders_per_s: round(ok / seconds), status_counts: summary.status_counts, latency_ms: summary.latency_ms };
+    return {
+      target: '>= 20 renders/s, only 200',
+      mode: 'spawn',
+      renders_per_s: round(ok / seconds),
+      status_counts: summary.status_counts,
+      latency_ms: summary.latency_ms,
+    };
   },
   async P2f() {
     const server = await startServer({ DOCOPS_MP_START: 'forkserver', DOCOPS_MAX_CONCURRENCY: '8' });
@@ -177,18 +220,39 @@ const targets = {
     const { seconds, summary } = await runLoadTest(server.baseUrl, 8, 2000);
     await server.stop();
     const ok = summary.status_counts['200'] ?? 0;
-    return { target: '>= 150 renders/s, only 200', mode: 'forkserver', renders_per_s: round(ok / seconds), status_counts: summary.status_counts, latency_ms: summary.latency_ms };
+    return {
+      target: '>= 150 renders/s, only 200',
+      mode: 'forkserver',
+      renders_per_s: round(ok / seconds),
+      status_counts: summary.status_counts,
+      latency_ms: summary.latency_ms,
+    };
   },
   async P3() {
     // 300 pages: 10,000 paragraphs, 2,000 placeholders, 60 tables; strict preset.
     const parts = [];
     for (let index = 0; index < 10_000; index++) {
-      const text = index % 5 === 0 ? `Clause ${index}: 【MEETING_TITLE】 applies.` : `Clause ${index}: body text of the agreement, line ${index}.`;
-      parts.push(paragraphXml(text, { pPr: '<w:spacing w:line="360" w:lineRule="exact"/><w:ind w:firstLine="420"/>' }));
-      if (index % 166 === 0 && index / 166 < 60) parts.push(tableXml([['a', 'b'], ['c', 'd']]));
+      const text =
+        index % 5 === 0
+          ? `Clause ${index}: 【MEETING_TITLE】 applies.`
+          : `Clause ${index}: body text of the agreement, line ${index}.`;
+      parts.push(
+        paragraphXml(text, { pPr: '<w:spacing w:line="360" w:lineRule="exact"/><w:ind w:firstLine="420"/>' }),
+      );
+      if (index % 166 === 0 && index / 166 < 60)
+        parts.push(
+          tableXml([
+            ['a', 'b'],
+            ['c', 'd'],
+          ]),
+        );
     }
     const template = buildDocx({ body: parts.join('') });
-    const server = await startServer({ DOCOPS_MP_START: 'forkserver', DOCOPS_MAX_CONCURRENCY: '1', DOCOPS_WORKER_MAX_JOBS: '1000' });
+    const server = await startServer({
+      DOCOPS_MP_START: 'forkserver',
+      DOCOPS_MAX_CONCURRENCY: '1',
+      DOCOPS_WORKER_MAX_JOBS: '1000',
+    });
     await postRun(server.baseUrl, TITLE_TEMPLATE, TITLE_TASK);
     const renderPid = childPids(server.pid)[0];
     const latencies = [];
@@ -211,8 +275,12 @@ const targets = {
   async P4() {
     // 24 MB of incompressible "image" parts inside the template.
     const image = new Uint8Array(24 * 1024 * 1024 - 64 * 1024);
-    for (let offset = 0; offset < image.length; offset += 65536) crypto.getRandomValues(image.subarray(offset, Math.min(image.length, offset + 65536)));
-    const template = buildDocx({ paragraphs: ['Title: 【MEETING_TITLE】'], extraParts: { 'word/media/image1.png': image } });
+    for (let offset = 0; offset < image.length; offset += 65536)
+      crypto.getRandomValues(image.subarray(offset, Math.min(image.length, offset + 65536)));
+    const template = buildDocx({
+      paragraphs: ['Title: 【MEETING_TITLE】'],
+      extraParts: { 'word/media/image1.png': image },
+    });
     const server = await startServer({ DOCOPS_MP_START: 'spawn' });
     await postRun(server.baseUrl, TITLE_TEMPLATE, TITLE_TASK);
     const before = procStatusKb(server.pid, 'VmRSS');
@@ -263,13 +331,35 @@ const targets = {
       times.push(server.readyMs);
       await server.stop();
     }
-    return { target: '<= 2 s to /readyz 200', ready_ms: { p50: round(percentile(times, 50)), max: round(Math.max(...times)) } };
+    return {
+      target: '<= 2 s to /readyz 200',
+      ready_ms: { p50: round(percentile(times, 50)), max: round(Math.max(...times)) },
+    };
   },
   async P7() {
     const server = await startServer({ DOCOPS_MP_START: 'spawn', DOCOPS_MAX_CONCURRENCY: '4' });
     const summaryPath = join(server.tmpDir, '..', `docops-p7-${process.pid}.json`);
     const result = await new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, 'load-test', '--base-url', server.baseUrl, '--concurrency', '8', '--requests', '1000', '--check-subprocess-leaks', '--tmp-root', server.tmpDir, '--write-summary', summaryPath, '--fail-on-leaks'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'load-test',
+          '--base-url',
+          server.baseUrl,
+          '--concurrency',
+          '8',
+          '--requests',
+          '1000',
+          '--check-subprocess-leaks',
+          '--tmp-root',
+          server.tmpDir,
+          '--write-summary',
+          summaryPath,
+          '--fail-on-leaks',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
       child.on('exit', (code) => resolve(code));
     });
     const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));

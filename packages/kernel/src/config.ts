@@ -53,7 +53,8 @@ export function envBool(env: Env, name: string, fallback: boolean): boolean {
   const raw = envRaw(env, name);
   if (raw === undefined) return fallback;
   const value = parseBool(raw);
-  if (value === null) throw new ConfigError(name, `expected a boolean (1/0, true/false, yes/no, on/off), got "${raw}"`);
+  if (value === null)
+    throw new ConfigError(name, `expected a boolean (1/0, true/false, yes/no, on/off), got "${raw}"`);
   return value;
 }
 
@@ -97,7 +98,8 @@ export function envEnum<T extends string>(env: Env, name: string, allowed: reado
   const raw = envRaw(env, name);
   if (raw === undefined) return fallback;
   const value = raw.toLowerCase() as T;
-  if (!allowed.includes(value)) throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got "${raw}"`);
+  if (!allowed.includes(value))
+    throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got "${raw}"`);
   return value;
 }
 
@@ -111,7 +113,19 @@ export function envList(env: Env, name: string): string[] {
     .filter((item) => item !== '');
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** A byte size: `1048576`, `512k`, `10MB`, `2GiB` (binary units). */
 export function envSize(env: Env, name: string, fallback: number, range: NumberRange = {}): number {
@@ -119,11 +133,19 @@ export function envSize(env: Env, name: string, fallback: number, range: NumberR
   if (raw === undefined) return fallback;
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw);
   const unit = SIZE_UNITS[match?.[2]?.toLowerCase() ?? 'x'];
-  if (!match || unit === undefined) throw new ConfigError(name, `expected a size such as 1048576, 512k or 10MB, got "${raw}"`);
+  if (!match || unit === undefined)
+    throw new ConfigError(name, `expected a size such as 1048576, 512k or 10MB, got "${raw}"`);
   return checkRange(name, Math.floor(Number(match[1]) * unit), range);
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  '': 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /** A duration in milliseconds from `30`, `30s`, `500ms`, `5m`, `1h`, `7d` (a bare number is seconds). */
 export function envDurationMs(env: Env, name: string, fallbackMs: number, range: NumberRange = {}): number {
@@ -131,7 +153,8 @@ export function envDurationMs(env: Env, name: string, fallbackMs: number, range:
   if (raw === undefined) return fallbackMs;
   const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)$/i.exec(raw);
   const unit = DURATION_UNITS[match?.[2]?.toLowerCase() ?? 'x'];
-  if (!match || unit === undefined) throw new ConfigError(name, `expected a duration such as 30, 30s, 500ms or 5m, got "${raw}"`);
+  if (!match || unit === undefined)
+    throw new ConfigError(name, `expected a duration such as 30, 30s, 500ms or 5m, got "${raw}"`);
   return checkRange(name, Number(match[1]) * unit, range);
 }
 
@@ -141,10 +164,16 @@ export function isProduction(env: Env): boolean {
 }
 
 /** The listen port: the `--port` flag, else the first set variable of `names`, else the fallback. */
-export function resolvePort(flag: string | undefined, env: Env, names: readonly string[], fallback: number): number {
+export function resolvePort(
+  flag: string | undefined,
+  env: Env,
+  names: readonly string[],
+  fallback: number,
+): number {
   if (flag !== undefined) {
     const port = Number(flag);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('--port', `expected a port number, got "${flag}"`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new ConfigError('--port', `expected a port number, got "${flag}"`);
     return port;
   }
   for (const name of names) {

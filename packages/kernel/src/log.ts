@@ -68,7 +68,10 @@ export function createLogger(settings: LoggerSettings): Logger {
     size: settings.fileMaxSize ?? '10M',
     maxFiles: settings.fileKeep ?? 5,
   });
-  return pino(options, pino.multistream([{ stream: stdout }, { stream: file as unknown as DestinationStream }]));
+  return pino(
+    options,
+    pino.multistream([{ stream: stdout }, { stream: file as unknown as DestinationStream }]),
+  );
 }
 
 /** Flushes buffered lines (call before process exit). */

@@ -1,14 +1,15 @@
 // Prometheus metrics: one registry per service, HTTP request metrics, and aggregation across cluster
 // workers so that any worker answering `/metrics` reports the whole server.
 import cluster from 'node:cluster';
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** A registry with the process's default metrics (CPU, memory, event loop lag). */
 export function createMetricsRegistry(options: { prefix?: string; defaultMetrics?: boolean } = {}): Registry {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  if (options.defaultMetrics !== false)
+    collectDefaultMetrics({ register: registry, ...(options.prefix ? { prefix: options.prefix } : {}) });
   return registry;
 }
 
@@ -73,7 +74,6 @@ let nextRequestId = 0;
  */
 export async function metricsText(registry: Registry): Promise<string> {
   if (!cluster.isWorker || !process.send) return registry.metrics();
-  AggregatorRegistry.setRegistries([registry]);
   const id = ++nextRequestId;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -92,9 +92,12 @@ export async function metricsText(registry: Registry): Promise<string> {
   });
 }
 
-/** Lets a cluster worker's registry answer the primary's aggregation requests. */
+/** Lets a cluster worker's registry answer the primary's aggregation requests (no-op outside a cluster). */
 export function registerWorkerRegistry(registry: Registry): void {
-  if (cluster.isWorker) AggregatorRegistry.setRegistries([registry]);
+  if (!cluster.isWorker) return;
+  AggregatorRegistry.setRegistries([registry]);
+  // prom-client installs the worker's answering listener only when an AggregatorRegistry is constructed.
+  new AggregatorRegistry();
 }
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

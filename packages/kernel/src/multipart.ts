@@ -54,21 +54,29 @@ export class MultipartFormatError extends Error {
 
 const HEAD_BYTES = 8;
 
-/** Counts bytes through a stream, keeps the first few, and fails once `max` is crossed. */
+/**
+ * Counts bytes through a stream, keeps the first few, and fails once `max` is crossed. `onLimit` hears of the
+ * crossing at once: the pipeline's own rejection arrives only after its file has closed, so when several parts
+ * cross the cap the first one in the body would otherwise not reliably be the one reported.
+ */
 class CappedCounter extends Transform {
   bytes = 0;
   head = Buffer.alloc(0);
   constructor(
     private readonly max: number,
     private readonly field: string,
+    private readonly onLimit: (error: MultipartLimitError) => void,
   ) {
     super();
   }
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
-    if (this.head.length < HEAD_BYTES) this.head = Buffer.concat([this.head, chunk.subarray(0, HEAD_BYTES - this.head.length)]);
+    if (this.head.length < HEAD_BYTES)
+      this.head = Buffer.concat([this.head, chunk.subarray(0, HEAD_BYTES - this.head.length)]);
     if (this.bytes > this.max) {
-      callback(new MultipartLimitError('file', this.field, this.max, this.bytes));
+      const error = new MultipartLimitError('file', this.field, this.max, this.bytes);
+      this.onLimit(error);
+      callback(error);
       return;
     }
     callback(null, chunk);
@@ -81,7 +89,10 @@ class CappedCounter extends Transform {
  * file system error (e.g. ENOSPC) of a write. Partially written files are left for the caller's workspace
  * cleanup.
  */
-export function receiveMultipart(request: IncomingMessage, options: MultipartOptions): Promise<MultipartResult> {
+export function receiveMultipart(
+  request: IncomingMessage,
+  options: MultipartOptions,
+): Promise<MultipartResult> {
   return new Promise((resolve, reject) => {
     const files = new Map<string, ReceivedFile>();
     const fields = new Map<string, string>();
@@ -93,9 +104,12 @@ export function receiveMultipart(request: IncomingMessage, options: MultipartOpt
 
     let parser: busboy.Busboy;
     try {
+      // busboy reports a limit as soon as it is reached, not when it is exceeded: a value of exactly
+      // `fieldSize` bytes is flagged truncated and `partsLimit` fires once `parts` parts have been read. The caps
+      // here are inclusive (a 65536-byte text part and 20 parts are allowed), hence the + 1.
       parser = busboy({
         headers: request.headers,
-        limits: { parts: options.maxParts, fieldSize: options.maxFieldBytes, fieldNameSize: 200 },
+        limits: { parts: options.maxParts + 1, fieldSize: options.maxFieldBytes + 1, fieldNameSize: 200 },
       });
     } catch {
       reject(new MultipartFormatError('malformed multipart header'));
@@ -128,7 +142,7 @@ export function receiveMultipart(request: IncomingMessage, options: MultipartOpt
       const first = noteName(name);
       if (!first || !options.fileFields.includes(name)) {
         // Unknown or repeated parts still count against the cap, then are discarded.
-        const counter = new CappedCounter(options.maxFileBytes, name);
+        const counter = new CappedCounter(options.maxFileBytes, name, fail);
         writes.push(
           pipeline(stream, counter, async (source: AsyncIterable<Buffer>) => {
             for await (const _ of source);
@@ -138,10 +152,16 @@ export function receiveMultipart(request: IncomingMessage, options: MultipartOpt
         return;
       }
       const path = join(options.directory, `upload-${name}`);
-      const counter = new CappedCounter(options.maxFileBytes, name);
+      const counter = new CappedCounter(options.maxFileBytes, name, fail);
       writes.push(
         pipeline(stream, counter, createWriteStream(path)).then(() => {
-          files.set(name, { field: name, filename: info.filename ?? '', path, bytes: counter.bytes, head: counter.head });
+          files.set(name, {
+            field: name,
+            filename: info.filename ?? '',
+            path,
+            bytes: counter.bytes,
+            head: counter.head,
+          });
         }),
       );
       // A failed write must stop the whole upload at once, not after the body has been read.
@@ -156,7 +176,9 @@ export function receiveMultipart(request: IncomingMessage, options: MultipartOpt
       if (noteName(name)) fields.set(name, value);
     });
 
-    parser.on('partsLimit', () => fail(new MultipartLimitError('parts', 'body', 0, 0)));
+    parser.on('partsLimit', () =>
+      fail(new MultipartLimitError('parts', 'body', options.maxParts, options.maxParts + 1)),
+    );
     parser.on('error', () => fail(new MultipartFormatError('malformed multipart body')));
     parser.on('close', () => {
       Promise.all(writes).then(() => {

@@ -55,7 +55,11 @@ function isTrusted(list: BlockList, address: string): boolean {
  * The client's address. `X-Forwarded-For` is believed only when the peer is a trusted proxy; then the
  * rightmost address that is not itself a trusted proxy is the client.
  */
-export function clientIp(peerAddress: string | undefined, forwardedFor: string | undefined, trusted: BlockList | null): string {
+export function clientIp(
+  peerAddress: string | undefined,
+  forwardedFor: string | undefined,
+  trusted: BlockList | null,
+): string {
   const peer = normaliseAddress(peerAddress ?? '');
   if (!trusted || !forwardedFor || !isTrusted(trusted, peer)) return peer;
   const hops = forwardedFor

@@ -1,7 +1,12 @@
 // The HTTP process of every service: a Fastify app with request ids, security headers, the service's own
 // error bodies (never a framework default), 404/405 handling, HTTP metrics; graceful shutdown; cluster workers.
 import cluster from 'node:cluster';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { HttpError, toHttpError } from './errors.js';
 import { type HttpMetrics, serveClusterMetrics } from './metrics.js';
@@ -48,6 +53,13 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Errors the router raises before any hook runs (a malformed URL such as `/%`) get the service's own body
+    // and headers too, never the framework's default.
+    frameworkErrors: (error, request, reply) => {
+      reply.header(options.requestIdHeader, request.id);
+      reply.headers(fixedHeaders);
+      sendError(toHttpError(error), request, reply);
+    },
   }) as unknown as FastifyInstance;
 
   const known = new Map<string, KnownRoute>();
@@ -63,6 +75,21 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     reply.headers(fixedHeaders);
   });
 
+  // Shutdown: a keep-alive connection whose request was in flight when closing began would stay open until its
+  // idle timeout after the response, holding the server's close (and the process) for the whole grace period.
+  // Responses sent while closing end their connection, and connections that fall idle are closed.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+  app.addHook('onResponse', async () => {
+    if (closing) setImmediate(() => app.server.closeIdleConnections());
+  });
+
   if (options.httpMetrics) {
     const metrics = options.httpMetrics;
     app.addHook('onResponse', async (request, reply) => {
@@ -72,7 +99,11 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   }
 
   const sendError = (error: HttpError, request: FastifyRequest, reply: FastifyReply) => {
-    reply.code(error.status).headers(error.headers).type('application/json').send(options.renderError(error, request));
+    reply
+      .code(error.status)
+      .headers(error.headers)
+      .type('application/json')
+      .send(options.renderError(error, request));
   };
 
   app.setNotFoundHandler((request, reply) => {
@@ -84,7 +115,13 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     if (allowed.size > 0 && !allowed.has(request.method)) {
       const allow = [...allowed].sort();
       sendError(
-        new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed', { path, method: request.method, allowed: allow }, { allow: allow.join(', ') }),
+        new HttpError(
+          405,
+          'METHOD_NOT_ALLOWED',
+          'method not allowed',
+          { path, method: request.method, allowed: allow },
+          { allow: allow.join(', ') },
+        ),
         request,
         reply,
       );
@@ -95,7 +132,9 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     const httpError = toHttpError(error);
-    if (httpError.status >= 500) request.log.error({ err: error }, 'unhandled error');
+    // A deliberate HttpError (e.g. 503 while not ready) is an answer, not a failure worth a stack trace.
+    if (httpError.status >= 500 && !(error instanceof HttpError))
+      request.log.error({ err: error }, 'unhandled error');
     sendError(httpError, request, reply);
   });
 
@@ -155,7 +194,10 @@ export async function runWithWorkers(options: ClusterOptions): Promise<void> {
     const now = Date.now();
     restarts.push(now);
     while (restarts.length > 0 && (restarts[0] as number) < now - 60_000) restarts.shift();
-    logger.error({ worker_pid: worker.process.pid, code, signal }, 'HTTP worker exited; starting a replacement');
+    logger.error(
+      { worker_pid: worker.process.pid, code, signal },
+      'HTTP worker exited; starting a replacement',
+    );
     // A crash loop would otherwise spin the CPU: back off when many workers died within a minute.
     const delay = restarts.length > options.workers * 5 ? 5000 : 0;
     setTimeout(() => {

@@ -27,8 +27,17 @@ export type ChildMessage =
 
 let serving = false;
 
+export interface ServeOptions {
+  /**
+   * Runs before the child reports ready: a fresh process's first job pays for JIT compilation, so a
+   * pre-started child can do one representative job of its own first, off the request path. A failing
+   * warm-up is ignored (the real job will report the problem).
+   */
+  warmUp?: () => Promise<void>;
+}
+
 /** Serves jobs sent by the parent `WorkerPool`; signals readiness once the caller's module graph has loaded. */
-export function serveJobs(handler: JobHandler): void {
+export function serveJobs(handler: JobHandler, options: ServeOptions = {}): void {
   if (serving) throw new Error('serveJobs may be called only once per process');
   const send = process.send?.bind(process);
   if (!send) throw new Error('serveJobs needs an IPC channel: start this script through WorkerPool');
@@ -61,7 +70,10 @@ export function serveJobs(handler: JobHandler): void {
 
   // Static imports of the entry module are evaluated before its body calls serveJobs; waiting one turn
   // also lets the rest of the top-level code run before the parent hands over a job.
-  setImmediate(() => send({ type: 'ready', pid: process.pid } satisfies ChildMessage));
+  setImmediate(() => {
+    const warmUp = options.warmUp?.().catch(() => {}) ?? Promise.resolve();
+    void warmUp.then(() => send({ type: 'ready', pid: process.pid } satisfies ChildMessage));
+  });
 }
 
 async function runJob(handler: JobHandler, message: JobMessage): Promise<ChildMessage> {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { basicAuthMatches, bearerMatches, parseBasicAuthHeader, parseBasicCredentials, parseBearerToken } from '../src/auth.js';
+import {
+  basicAuthMatches,
+  bearerMatches,
+  parseBasicAuthHeader,
+  parseBasicCredentials,
+  parseBearerToken,
+} from '../src/auth.js';
 
 const basic = (text: string) => `Basic ${Buffer.from(text).toString('base64')}`;
 

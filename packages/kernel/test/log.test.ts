@@ -21,13 +21,22 @@ describe('log', () => {
     namedLogger(root, 'svc.api', { request_id: 'r1' }).child({ b: 2 }).warn('careful');
     expect(lines[0]).toMatchObject({ level: 'info', logger: 'svc', a: 1, msg: 'hello' });
     expect(String(lines[0]?.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    expect(lines[1]).toMatchObject({ level: 'warn', logger: 'svc.api', request_id: 'r1', b: 2, msg: 'careful' });
+    expect(lines[1]).toMatchObject({
+      level: 'warn',
+      logger: 'svc.api',
+      request_id: 'r1',
+      b: 2,
+      msg: 'careful',
+    });
   });
 
   it('redacts secrets', () => {
     const { lines, destination } = capture();
     const root = createLogger({ name: 'svc', destination, redact: ['detail.secret_value'] });
-    root.info({ authorization: 'Basic abc', headers: { authorization: 'x' }, detail: { secret_value: 'y' } }, 'm');
+    root.info(
+      { authorization: 'Basic abc', headers: { authorization: 'x' }, detail: { secret_value: 'y' } },
+      'm',
+    );
     const text = JSON.stringify(lines[0]);
     expect(text).not.toContain('Basic abc');
     expect(text).not.toContain('"y"');

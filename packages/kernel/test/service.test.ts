@@ -10,7 +10,10 @@ const registry = createMetricsRegistry({ defaultMetrics: false });
 const app = createHttpApp({
   logger: createLogger({ name: 'test', destination: sink }),
   requestIdHeader: 'x-test-request-id',
-  renderError: (error, request) => ({ code: error.code, detail: { ...error.detail, request_id: request.id } }),
+  renderError: (error, request) => ({
+    code: error.code,
+    detail: { ...error.detail, request_id: request.id },
+  }),
   httpMetrics: createHttpMetrics(registry),
 });
 app.get('/ok', async () => ({ ok: true }));
@@ -36,7 +39,10 @@ describe('createHttpApp', () => {
   it('answers unknown paths with the service error body', async () => {
     const response = await app.inject({ url: '/nope?x=1' });
     expect(response.statusCode).toBe(404);
-    expect(response.json()).toEqual({ code: 'NOT_FOUND', detail: { path: '/nope', request_id: response.headers['x-test-request-id'] } });
+    expect(response.json()).toEqual({
+      code: 'NOT_FOUND',
+      detail: { path: '/nope', request_id: response.headers['x-test-request-id'] },
+    });
   });
 
   it('answers a known path with a wrong method with 405 and Allow', async () => {

@@ -1,8 +1,10 @@
 // What the HTTP process asks a render process to do, and how the render process does it. Everything a job
 // reads or writes lives in its own workspace; module-level state is limited to read-only caches.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { buildDocx } from './domain/docx/build.js';
 import { inspectTemplate } from './domain/docx/inspect.js';
 import { openDocxPackage } from './domain/docx/package.js';
 import { defaultPolicy, parsePolicy } from './domain/policy.js';
@@ -71,7 +73,9 @@ export async function handleRenderJob(payload: RenderJobPayload): Promise<RunJob
   await testHook(payload);
   const registry = registryFor(payload.skillsDir);
   if (payload.kind === 'inspect') {
-    const pkg = await openDocxPackage(payload.templatePath, { maxUncompressedBytes: payload.maxUncompressedBytes });
+    const pkg = await openDocxPackage(payload.templatePath, {
+      maxUncompressedBytes: payload.maxUncompressedBytes,
+    });
     const skill = payload.skillName === null ? null : (registry.get(payload.skillName) ?? null);
     return inspectTemplate(pkg, skill);
   }
@@ -89,8 +93,51 @@ export async function handleRenderJob(payload: RenderJobPayload): Promise<RunJob
     outDir,
     exportSuggestedPolicy: payload.exportSuggestedPolicy,
     debugDump: false,
-    pdf: payload.sofficePath === null ? null : { sofficePath: payload.sofficePath, profileDir: join(payload.workspace, 'lo-profile') },
+    pdf:
+      payload.sofficePath === null
+        ? null
+        : { sofficePath: payload.sofficePath, profileDir: join(payload.workspace, 'lo-profile') },
     maxUncompressedBytes: payload.maxUncompressedBytes,
   });
   return { exitCode: result.exitCode, message: result.message, outDir, files: result.files, pdf: result.pdf };
+}
+
+/**
+ * One small render through the whole pipeline (strict checks included) in a scratch directory that is removed
+ * again, so that the process's first real job runs on warm, compiled code.
+ */
+export async function warmUpRenderer(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'docops-warmup-'));
+  try {
+    const templatePath = join(dir, 'template.docx');
+    await writeFile(
+      templatePath,
+      buildDocx({ paragraphs: ['Title: 【MEETING_TITLE】', 'Date: 【MEETING_DATE】'] }),
+    );
+    const registry = registryFor(null);
+    const skill = registry.get('meeting_notice');
+    if (!skill) return;
+    await renderJob({
+      templatePath,
+      task: { task_type: 'meeting_notice', payload: { meeting_title: 'warm-up' } },
+      skill,
+      policy: defaultPolicy(),
+      options: {
+        preset: 'strict',
+        format_mode: 'strict',
+        format_baseline: 'template',
+        format_fix_mode: 'safe',
+        format_report: 'json',
+        unsupported_mode: 'error',
+      },
+      exitPrecedence: 'api',
+      outDir: dir,
+      exportSuggestedPolicy: true,
+      debugDump: false,
+      pdf: null,
+      maxUncompressedBytes: 10 * 1024 * 1024,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -3,7 +3,12 @@ import { fileURLToPath } from 'node:url';
 import cors from '@fastify/cors';
 import { ConcurrencyGate } from '@quintet/kernel/limits';
 import { type Logger, namedLogger } from '@quintet/kernel/log';
-import { createHttpMetrics, createMetricsRegistry, type Registry, registerWorkerRegistry } from '@quintet/kernel/metrics';
+import {
+  createHttpMetrics,
+  createMetricsRegistry,
+  type Registry,
+  registerWorkerRegistry,
+} from '@quintet/kernel/metrics';
 import { createHttpApp } from '@quintet/kernel/service';
 import { WorkspaceRegistry } from '@quintet/kernel/tmp';
 import { WorkerPool } from '@quintet/kernel/workers';
@@ -56,7 +61,12 @@ export interface RunningServer {
 }
 
 /** Builds and starts one HTTP process listening on host:port. */
-export async function startDocopsServer(config: DocopsConfig, logger: Logger, host: string, port: number): Promise<RunningServer> {
+export async function startDocopsServer(
+  config: DocopsConfig,
+  logger: Logger,
+  host: string,
+  port: number,
+): Promise<RunningServer> {
   const skills = loadSkillRegistry(config.skillsDir);
   const metricsRegistry = createMetricsRegistry();
   registerWorkerRegistry(metricsRegistry);
@@ -70,9 +80,15 @@ export async function startDocopsServer(config: DocopsConfig, logger: Logger, ho
     maxMemoryMb: config.workerMaxMemoryMb,
     env: renderProcessEnv(),
   });
-  const gate = new ConcurrencyGate({ slots: config.maxConcurrency, queueTimeoutMs: config.queueTimeoutSeconds * 1000 });
+  const gate = new ConcurrencyGate({
+    slots: config.maxConcurrency,
+    queueTimeoutMs: config.queueTimeoutSeconds * 1000,
+  });
   const workspaces = new WorkspaceRegistry({ root: config.tmpDir, prefix: WORKSPACE_PREFIX });
-  const metrics = createDocopsMetrics(metricsRegistry, { inflightJobs: () => gate.inUse, idleWorkers: () => pool.idleCount });
+  const metrics = createDocopsMetrics(metricsRegistry, {
+    inflightJobs: () => gate.inUse,
+    idleWorkers: () => pool.idleCount,
+  });
   pool.on('kill', (reason: string) => metrics.workerKills.inc({ reason }));
 
   const context: DocopsContext = {
@@ -86,7 +102,12 @@ export async function startDocopsServer(config: DocopsConfig, logger: Logger, ho
     metricsRegistry,
     metrics,
     ready: false,
-    sofficePath: config.enablePdf ? findSoffice({ ...process.env, ...(config.sofficePath ? { DOCOPS_SOFFICE_PATH: config.sofficePath } : {}) }) : null,
+    sofficePath: config.enablePdf
+      ? findSoffice({
+          ...process.env,
+          ...(config.sofficePath ? { DOCOPS_SOFFICE_PATH: config.sofficePath } : {}),
+        })
+      : null,
   };
 
   const app = createHttpApp({
@@ -115,7 +136,7 @@ export async function startDocopsServer(config: DocopsConfig, logger: Logger, ho
   await pool.start();
   context.ready = true;
 
-  if (config.production && ((config.enableWebConsole || config.enableMeta) && !config.webBasicAuth)) {
+  if (config.production && (config.enableWebConsole || config.enableMeta) && !config.webBasicAuth) {
     logger.warn(
       { web_console: config.enableWebConsole, meta: config.enableMeta },
       'debug endpoints /web or /v1/meta are enabled without DOCOPS_WEB_BASIC_AUTH; disable them or protect them',

@@ -23,7 +23,8 @@ async function serve(flags: ServeFlags): Promise<number | undefined> {
     port = resolvePort(flags.port, process.env, ['PORT', 'APP_PORT'], 8000);
     if (flags.workers !== undefined) {
       const workers = Number(flags.workers);
-      if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers must be a positive integer, got "${flags.workers}"`);
+      if (!Number.isInteger(workers) || workers < 1)
+        throw new UsageError(`--workers must be a positive integer, got "${flags.workers}"`);
       config.workers = workers;
     }
     // An invalid skill registry stops start-up here, before any worker is forked.

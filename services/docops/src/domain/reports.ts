@@ -42,14 +42,17 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-/** Writes `data` to a temp file in the target's directory, flushes it and renames it over `path`. */
+/**
+ * Writes `data` to a temp file in the target's directory and renames it over `path`: readers (and a run that is
+ * interrupted) see the old file or the new one, never half of one. Outputs are artifacts a run can recreate,
+ * so they are not fsynced (that would cost milliseconds per file on every render).
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const temp = tempPathFor(path);
   try {
     const handle = await open(temp, 'wx', 0o644);
     try {
       await handle.writeFile(data);
-      await handle.sync();
     } finally {
       await handle.close();
     }

@@ -5,7 +5,11 @@ import type { FastifyRequest } from 'fastify';
 import { HttpError } from './errors.js';
 
 /** Throws the 404 or 401 the request deserves; returns when it may pass. */
-export function guardDebugEndpoint(request: FastifyRequest, enabled: boolean, credentials: BasicCredentials | null): void {
+export function guardDebugEndpoint(
+  request: FastifyRequest,
+  enabled: boolean,
+  credentials: BasicCredentials | null,
+): void {
   const path = request.url.split('?')[0] ?? '/';
   if (!enabled) throw new HttpError(404, 'NOT_FOUND', 'not found', { path });
   if (credentials && !basicAuthMatches(request.headers.authorization, credentials)) {

@@ -17,7 +17,9 @@ export function registerOperationalRoutes(app: FastifyInstance, context: DocopsC
 
   app.get('/readyz', async (_request, reply) => {
     if (!context.ready) {
-      throw new HttpError(503, 'NOT_READY', 'render pool is not ready', { idle_workers: context.pool.idleCount });
+      throw new HttpError(503, 'NOT_READY', 'render pool is not ready', {
+        idle_workers: context.pool.idleCount,
+      });
     }
     reply.send({ status: 'ready', idle_workers: context.pool.idleCount });
   });
@@ -25,7 +27,13 @@ export function registerOperationalRoutes(app: FastifyInstance, context: DocopsC
   app.get('/metrics', async (request, reply) => {
     if (!config.enableMetrics) throw new HttpError(404, 'NOT_FOUND', 'not found', { path: '/metrics' });
     if (config.metricsToken && !bearerMatches(request.headers.authorization, config.metricsToken)) {
-      throw new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required', { path: '/metrics' }, { 'www-authenticate': 'Bearer' });
+      throw new HttpError(
+        401,
+        'UNAUTHORIZED',
+        'a bearer token is required',
+        { path: '/metrics' },
+        { 'www-authenticate': 'Bearer' },
+      );
     }
     reply.type(METRICS_CONTENT_TYPE).send(await metricsText(context.metricsRegistry));
   });
@@ -39,7 +47,11 @@ export function registerOperationalRoutes(app: FastifyInstance, context: DocopsC
       supported_presets: [...PRESETS],
       task_payload_schemas: taskPayloadSchemas(context.skills),
       skills: metaSkills(context.skills),
-      features: { pdf_export: context.sofficePath !== null, split_run_placeholders: true, header_footer_placeholders: true },
+      features: {
+        pdf_export: context.sofficePath !== null,
+        split_run_placeholders: true,
+        header_footer_placeholders: true,
+      },
       limits: {
         max_upload_bytes: config.maxUploadBytes,
         max_template_uncompressed_bytes: config.maxTemplateUncompressedBytes,

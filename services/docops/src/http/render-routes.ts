@@ -1,6 +1,5 @@
 // POST /v1/run and POST /v1/inspect (spec §3.8.6, §3.8.8): upload → checks in the spec's order → a slot →
 // a render process → the streamed zip (or the inspection JSON). Every exit path removes the workspace.
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -13,9 +12,9 @@ import {
   type MultipartResult,
   receiveMultipart,
 } from '@quintet/kernel/multipart';
-import { JobAbortedError, JobFailedError, JobTimeoutError, WorkerCrashedError } from '@quintet/kernel/workers';
+import { JobFailedError, JobTimeoutError, WorkerCrashedError } from '@quintet/kernel/workers';
+import { ZipStreamWriter } from '@quintet/kernel/zip-stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import yazl from 'yazl';
 import { PolicyError, parsePolicy } from '../domain/policy.js';
 import { parseTaskJson, type Task, TaskJsonError, TaskSchemaError, validateTask } from '../domain/task.js';
 import type { InspectJobPayload, InspectJobResult, RunJobPayload, RunJobResult } from '../render-job.js';
@@ -26,7 +25,6 @@ import { readRunForm, textPart } from './run-form.js';
 
 const MAX_TEXT_PART_BYTES = 65_536;
 const MAX_PARTS = 20;
-const ZIP_MTIME = new Date('2000-01-01T00:00:00Z');
 
 type FailureStage =
   | 'parse_body'
@@ -64,6 +62,8 @@ class RenderRequest {
     readonly context: DocopsContext,
     readonly request: FastifyRequest,
     readonly reply: FastifyReply,
+    /** `docops_runs_total` counts /v1/run only */
+    readonly route: 'run' | 'inspect',
   ) {
     const upstream = request.headers['x-request-id'];
     this.log = namedLogger(context.logger, 'docops.api', {
@@ -90,7 +90,13 @@ class RenderRequest {
     const contentType = this.request.headers['content-type'] ?? '';
     if (!/^multipart\/form-data\s*;/i.test(contentType)) {
       discardRequestBody(this.request.raw);
-      this.fail('parse_body', unsupportedMedia('request body must be multipart/form-data', { field: 'body', expected: 'multipart/form-data' }));
+      this.fail(
+        'parse_body',
+        unsupportedMedia('request body must be multipart/form-data', {
+          field: 'body',
+          expected: 'multipart/form-data',
+        }),
+      );
     }
     this.workspace = await workspaces.create(this.request.id);
     this.stage = 'upload';
@@ -104,8 +110,9 @@ class RenderRequest {
       });
     } catch (error) {
       if (error instanceof MultipartLimitError) {
+        // The rest of the body is read and dropped while the 413 goes out. No `Connection: close`: Node would
+        // close the socket as soon as the response is written, and a client still uploading would see a reset.
         discardRequestBody(this.request.raw);
-        this.reply.header('connection', 'close');
         const detail =
           error.kind === 'parts'
             ? { field: 'body', max_parts: MAX_PARTS }
@@ -113,7 +120,10 @@ class RenderRequest {
         this.fail('upload', new HttpError(413, 'UPLOAD_TOO_LARGE', 'upload too large', detail));
       }
       if (error instanceof MultipartFormatError) {
-        this.fail('parse_body', badRequest('malformed multipart body', { field: 'body', reason: 'malformed' }));
+        this.fail(
+          'parse_body',
+          badRequest('malformed multipart body', { field: 'body', reason: 'malformed' }),
+        );
       }
       throw error;
     }
@@ -123,10 +133,17 @@ class RenderRequest {
   checkFiles(form: MultipartResult, names: readonly ('template' | 'task')[]): void {
     this.stage = 'validate_inputs';
     for (const name of names) {
-      if (!form.files.has(name)) this.fail('validate_inputs', badRequest(`${name} file is required`, { field: name, reason: 'missing' }));
+      if (!form.files.has(name))
+        this.fail(
+          'validate_inputs',
+          badRequest(`${name} file is required`, { field: name, reason: 'missing' }),
+        );
     }
     for (const name of form.duplicates) {
-      this.fail('validate_inputs', badRequest(`${name} was given more than once`, { field: name, reason: 'duplicate' }));
+      this.fail(
+        'validate_inputs',
+        badRequest(`${name} was given more than once`, { field: name, reason: 'duplicate' }),
+      );
     }
     const extensions = { template: '.docx', task: '.json' } as const;
     for (const name of names) {
@@ -134,13 +151,19 @@ class RenderRequest {
       if (file && !file.filename.toLowerCase().endsWith(extensions[name])) {
         this.fail(
           'validate_inputs',
-          unsupportedMedia(`${name} must be a ${extensions[name]} file`, { field: name, filename: file.filename }),
+          unsupportedMedia(`${name} must be a ${extensions[name]} file`, {
+            field: name,
+            filename: file.filename,
+          }),
         );
       }
     }
     const template = form.files.get('template');
     if (template && !template.head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) {
-      this.fail('validate_inputs', unsupportedMedia('template must be a .docx file', { field: 'template', reason: 'not_a_zip' }));
+      this.fail(
+        'validate_inputs',
+        unsupportedMedia('template must be a .docx file', { field: 'template', reason: 'not_a_zip' }),
+      );
     }
   }
 
@@ -149,7 +172,11 @@ class RenderRequest {
     if (!this.context.skills.get(name)) {
       this.fail(
         'validate_skill',
-        badRequest(`unknown skill: ${name}`, { field: 'skill', value: name, supported_skills: this.context.skills.names() }),
+        badRequest(`unknown skill: ${name}`, {
+          field: 'skill',
+          value: name,
+          supported_skills: this.context.skills.names(),
+        }),
       );
     }
   }
@@ -202,21 +229,42 @@ class RenderRequest {
         );
       }
       if (error instanceof WorkerCrashedError) {
-        this.fail('run_subprocess', new HttpError(500, 'INTERNAL_ERROR', 'render process crashed', { reason: 'worker_crashed' }));
+        this.fail(
+          'run_subprocess',
+          new HttpError(500, 'INTERNAL_ERROR', 'render process crashed', { reason: 'worker_crashed' }),
+        );
       }
       if (error instanceof JobFailedError) {
         const data = error.data;
-        if (data.name === 'DocopsInputError' && typeof data.status === 'number' && typeof data.errorCode === 'string') {
+        if (
+          data.name === 'DocopsInputError' &&
+          typeof data.status === 'number' &&
+          typeof data.errorCode === 'string'
+        ) {
           this.fail(
             'run_subprocess',
-            new HttpError(data.status, data.errorCode, String(data.message ?? 'invalid template'), (data.detail ?? {}) as Record<string, unknown>),
+            new HttpError(
+              data.status,
+              data.errorCode,
+              String(data.message ?? 'invalid template'),
+              (data.detail ?? {}) as Record<string, unknown>,
+            ),
           );
         }
         if (data.code === 'ENOSPC') {
-          this.fail('run_subprocess', new HttpError(500, 'INTERNAL_ERROR', 'no space left on device', { reason: 'no_space_left' }));
+          this.fail(
+            'run_subprocess',
+            new HttpError(500, 'INTERNAL_ERROR', 'no space left on device', { reason: 'no_space_left' }),
+          );
         }
-        this.log.error({ event: 'job_failed', error_name: data.name, error_code: data.code }, 'render job failed');
-        this.fail('run_subprocess', new HttpError(500, 'INTERNAL_ERROR', 'internal error', { reason: 'internal' }));
+        this.log.error(
+          { event: 'job_failed', error_name: data.name, error_code: data.code },
+          'render job failed',
+        );
+        this.fail(
+          'run_subprocess',
+          new HttpError(500, 'INTERNAL_ERROR', 'internal error', { reason: 'internal' }),
+        );
       }
       throw error;
     }
@@ -254,11 +302,12 @@ class RenderRequest {
 
   /** Turns any failure into the error response and the `event=error` log line. */
   handleFailure(error: unknown): void {
-    const staged = error instanceof StagedError ? error : new StagedError(this.stage, this.mapUnexpected(error));
+    const staged =
+      error instanceof StagedError ? error : new StagedError(this.stage, this.mapUnexpected(error));
     // Nobody is left to answer once the client has gone: that is logged as 499.
     const status = this.clientGone ? 499 : staged.error.status;
     const outcome = outcomeOfStatus(status);
-    this.context.metrics.runs.inc({ outcome });
+    if (this.route === 'run') this.context.metrics.runs.inc({ outcome });
     const line = {
       event: 'error',
       error_code: status === 499 ? 'CLIENT_DISCONNECTED' : staged.error.code,
@@ -292,10 +341,23 @@ async function readTask(job: RenderRequest, path: string): Promise<Task> {
     return validateTask(parseTaskJson(await readFile(path)), job.context.skills);
   } catch (error) {
     if (error instanceof TaskJsonError) {
-      job.fail('validate_task', new HttpError(400, 'INVALID_JSON', 'task must be a JSON object', { field: 'task', error: error.message }));
+      job.fail(
+        'validate_task',
+        new HttpError(400, 'INVALID_JSON', 'task must be a JSON object', {
+          field: 'task',
+          error: error.message,
+        }),
+      );
     }
     if (error instanceof TaskSchemaError) {
-      job.fail('validate_task', badRequest('task does not match its schema', { field: 'task', error: error.error, errors: error.errors }));
+      job.fail(
+        'validate_task',
+        badRequest('task does not match its schema', {
+          field: 'task',
+          error: error.error,
+          errors: error.errors,
+        }),
+      );
     }
     throw error;
   }
@@ -305,8 +367,12 @@ function testSleep(context: DocopsContext): number | null {
   return context.config.testMode ? context.config.testSleepSeconds : null;
 }
 
-async function handleRun(context: DocopsContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const job = new RenderRequest(context, request, reply);
+async function handleRun(
+  context: DocopsContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const job = new RenderRequest(context, request, reply, 'run');
   const { config } = context;
   let release: (() => void) | null = null;
   try {
@@ -326,17 +392,34 @@ async function handleRun(context: DocopsContext, request: FastifyRequest, reply:
       try {
         parsePolicy(runForm.policyYaml);
       } catch (error) {
-        if (error instanceof PolicyError) job.fail('validate_inputs', badRequest('invalid policy_yaml', { field: 'policy_yaml', error: error.message }));
+        if (error instanceof PolicyError)
+          job.fail(
+            'validate_inputs',
+            badRequest('invalid policy_yaml', { field: 'policy_yaml', error: error.message }),
+          );
         throw error;
       }
     }
     job.stage = 'validate_skill';
     job.checkSkill(runForm.skill);
     if (runForm.skill !== task.task_type) {
-      job.fail('validate_skill', conflict('skill and task_type must match', { field: 'skill', skill: runForm.skill, task_type: task.task_type }));
+      job.fail(
+        'validate_skill',
+        conflict('skill and task_type must match', {
+          field: 'skill',
+          skill: runForm.skill,
+          task_type: task.task_type,
+        }),
+      );
     }
     if (runForm.pdf && context.sofficePath === null) {
-      job.fail('validate_inputs', new HttpError(400, 'FEATURE_UNAVAILABLE', 'PDF export is not available on this server', { field: 'pdf', feature: 'pdf_export' }));
+      job.fail(
+        'validate_inputs',
+        new HttpError(400, 'FEATURE_UNAVAILABLE', 'PDF export is not available on this server', {
+          field: 'pdf',
+          feature: 'pdf_export',
+        }),
+      );
     }
 
     const slot = await job.takeSlot();
@@ -397,7 +480,7 @@ async function streamZip(
   run: { pid: number; queueWaitMs: number; subprocessMs: number },
 ): Promise<void> {
   const { config } = job.context;
-  const zip = new yazl.ZipFile();
+  const zip = new ZipStreamWriter();
   const zipStarted = performance.now();
   job.reply
     .code(200)
@@ -406,20 +489,11 @@ async function streamZip(
     .header('x-docops-exit-code', String(result.exitCode));
 
   const finished = new Promise<void>((resolve, reject) => {
-    zip.outputStream.on('end', resolve);
-    zip.outputStream.on('error', reject);
+    zip.stream.on('end', resolve);
+    zip.stream.on('error', reject);
   });
-  let lastEntryRead: Promise<void> = Promise.resolve();
-  for (const name of result.files) {
-    const stream = createReadStream(join(result.outDir, name));
-    lastEntryRead = new Promise((resolve, reject) => {
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    zip.addReadStream(stream, name, { mtime: ZIP_MTIME, mode: 0o100644 });
-  }
-  job.reply.send(zip.outputStream);
-  await job.whileConnected(lastEntryRead);
+  job.reply.send(zip.stream);
+  for (const name of result.files) await job.whileConnected(zip.addFile(join(result.outDir, name), name));
 
   const timing = {
     queue_wait_ms: run.queueWaitMs,
@@ -451,7 +525,7 @@ async function streamZip(
     pdf: result.pdf,
     build: { version: serviceVersion(), commit: config.commitSha },
   };
-  zip.addBuffer(Buffer.from(JSON.stringify(apiResult)), 'api_result.json', { mtime: ZIP_MTIME, mode: 0o100644 });
+  zip.addBuffer(Buffer.from(JSON.stringify(apiResult)), 'api_result.json');
   if (config.debugArtifacts) {
     const trace = {
       request_id: job.request.id,
@@ -460,7 +534,7 @@ async function streamZip(
       subprocess: { pid: run.pid, start_method: config.startMethod },
       effective,
     };
-    zip.addBuffer(Buffer.from(JSON.stringify(trace)), 'trace.json', { mtime: ZIP_MTIME, mode: 0o100644 });
+    zip.addBuffer(Buffer.from(JSON.stringify(trace)), 'trace.json');
   }
   zip.end();
 
@@ -482,8 +556,12 @@ async function streamZip(
   await job.whileConnected(finished);
 }
 
-async function handleInspect(context: DocopsContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const job = new RenderRequest(context, request, reply);
+async function handleInspect(
+  context: DocopsContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const job = new RenderRequest(context, request, reply, 'inspect');
   let release: (() => void) | null = null;
   try {
     const form = await job.receive(['template']);
@@ -504,7 +582,10 @@ async function handleInspect(context: DocopsContext, request: FastifyRequest, re
     release();
     release = null;
     job.stage = 'respond';
-    job.log.info({ event: 'inspect_done', http_status: 200, timing: { total_ms: msSince(job.started) } }, 'inspect finished');
+    job.log.info(
+      { event: 'inspect_done', http_status: 200, timing: { total_ms: msSince(job.started) } },
+      'inspect finished',
+    );
     await reply.send({ request_id: request.id, ...result });
   } catch (error) {
     job.handleFailure(error);

@@ -50,7 +50,10 @@ export function readRunForm(fields: ReadonlyMap<string, string>): RunForm {
     if (value !== undefined) raw[name] = value;
   }
   // Conflicts are decided on presence alone (an invalid strict value is "not true" here and fails below).
-  const rawOptions: RawOptions = { ...raw, strict: raw.strict === undefined ? null : parseBool(raw.strict) === true };
+  const rawOptions: RawOptions = {
+    ...raw,
+    strict: raw.strict === undefined ? null : parseBool(raw.strict) === true,
+  };
   const conflicting = conflictingFields(rawOptions);
   try {
     const options = resolveEffectiveOptions(rawOptions, { format_report: 'json' });
@@ -70,7 +73,11 @@ export function readRunForm(fields: ReadonlyMap<string, string>): RunForm {
       throw conflict(error.message, { conflicting_fields: conflicting });
     }
     if (error instanceof OptionValueError) {
-      throw badRequest(error.message, { field: error.field, value: error.value, allowed: [...error.allowed].sort() });
+      throw badRequest(error.message, {
+        field: error.field,
+        value: error.value,
+        allowed: [...error.allowed].sort(),
+      });
     }
     throw error;
   }

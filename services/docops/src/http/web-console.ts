@@ -27,7 +27,10 @@ interface Asset {
 
 /** Reads the page and its assets once; they are served from memory. */
 async function loadAssets(): Promise<{ page: Asset; assets: Map<string, Asset> }> {
-  const page = { body: await readFile(new URL('index.html', WEB_DIR)), type: CONTENT_TYPES['.html'] as string };
+  const page = {
+    body: await readFile(new URL('index.html', WEB_DIR)),
+    type: CONTENT_TYPES['.html'] as string,
+  };
   const assets = new Map<string, Asset>();
   const assetDir = new URL('assets/', WEB_DIR);
   for (const name of await readdir(assetDir)) {

@@ -9,15 +9,18 @@ export interface RunParts {
   fields?: Record<string, string>;
 }
 
-/** A multipart form with `template` and `task` files (JSON-encoded unless given as a string) and text parts. */
+/** A multipart form with `template` and `task` files (JSON-encoded unless given as a string or bytes) and text parts. */
 export function runForm(parts: RunParts): FormData {
   const form = new FormData();
   if (parts.template !== null && parts.template !== undefined) {
     form.append('template', new Blob([parts.template as BlobPart]), parts.templateName ?? 'template.docx');
   }
   if (parts.task !== undefined) {
-    const body = typeof parts.task === 'string' ? parts.task : JSON.stringify(parts.task);
-    form.append('task', new Blob([body]), parts.taskName ?? 'task.json');
+    const body =
+      typeof parts.task === 'string' || parts.task instanceof Uint8Array
+        ? parts.task
+        : JSON.stringify(parts.task);
+    form.append('task', new Blob([body as BlobPart]), parts.taskName ?? 'task.json');
   }
   for (const [name, value] of Object.entries(parts.fields ?? {})) form.append(name, value);
   return form;

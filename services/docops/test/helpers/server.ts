@@ -35,7 +35,10 @@ export interface DocopsProcess {
 }
 
 /** Starts a server with the given environment on a free port and waits until /readyz answers 200. */
-export async function startDocops(env: Record<string, string> = {}, args: string[] = []): Promise<DocopsProcess> {
+export async function startDocops(
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<DocopsProcess> {
   const port = await freePort();
   const tmpDir = mkdtempSync(join(tmpdir(), 'docops-test-'));
   const child = spawn(process.execPath, [DOCOPS_BIN, 'serve', '--port', String(port), ...args], {
@@ -94,7 +97,11 @@ export async function startDocops(env: Record<string, string> = {}, args: string
 }
 
 /** Runs the bin to completion (for start-up failures); resolves with exit code and output. */
-export function runDocops(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runDocops(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [DOCOPS_BIN, ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
