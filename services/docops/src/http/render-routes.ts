@@ -525,7 +525,7 @@ async function streamZip(
     pdf: result.pdf,
     build: { version: serviceVersion(), commit: config.commitSha },
   };
-  zip.addBuffer(Buffer.from(JSON.stringify(apiResult)), 'api_result.json');
+  await job.whileConnected(zip.addBuffer(Buffer.from(JSON.stringify(apiResult)), 'api_result.json'));
   if (config.debugArtifacts) {
     const trace = {
       request_id: job.request.id,
@@ -534,9 +534,9 @@ async function streamZip(
       subprocess: { pid: run.pid, start_method: config.startMethod },
       effective,
     };
-    zip.addBuffer(Buffer.from(JSON.stringify(trace)), 'trace.json');
+    await job.whileConnected(zip.addBuffer(Buffer.from(JSON.stringify(trace)), 'trace.json'));
   }
-  zip.end();
+  await job.whileConnected(zip.end());
 
   const outcome = OUTCOMES[result.exitCode] ?? 'other_exit_code';
   job.context.metrics.runs.inc({ outcome });
