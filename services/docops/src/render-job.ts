@@ -1,22 +1,23 @@
 // What the HTTP process asks a render process to do, and how the render process does it. Everything a job
-// reads or writes lives in its own workspace; module-level state is limited to read-only caches.
+// reads or writes lives in its own workspace; module-level state is limited to read-only caches. The HTTP
+// process resolves the skill and the policy before sending a job, so a render process never loads the skill
+// registry or a YAML parser: that keeps the start of a fresh (spawn-mode) process short.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildDocx } from './domain/docx/build.js';
 import { inspectTemplate } from './domain/docx/inspect.js';
 import { openDocxPackage } from './domain/docx/package.js';
-import { defaultPolicy, parsePolicy } from './domain/policy.js';
+import type { Policy } from './domain/policy.js';
+import { MemoryReportSink } from './domain/reports.js';
 import { renderJob } from './domain/run.js';
-import { loadSkillRegistry, type SkillRegistry } from './domain/skills.js';
+import type { Skill } from './domain/skills.js';
 import type { Task } from './domain/task.js';
 import type { EffectiveOptions, ExitCode } from './domain/types.js';
 
 interface JobBase {
   workspace: string;
   templatePath: string;
-  skillsDir: string | null;
   maxUncompressedBytes: number;
   /** test mode only: write runner.pid and sleep this long before working */
   testSleepSeconds: number | null;
@@ -25,8 +26,8 @@ interface JobBase {
 export interface RunJobPayload extends JobBase {
   kind: 'run';
   task: Task;
-  skillName: string;
-  policyYaml: string | null;
+  skill: Skill;
+  policy: Policy;
   options: EffectiveOptions;
   exportSuggestedPolicy: boolean;
   sofficePath: string | null;
@@ -34,7 +35,7 @@ export interface RunJobPayload extends JobBase {
 
 export interface InspectJobPayload extends JobBase {
   kind: 'inspect';
-  skillName: string | null;
+  skill: Skill | null;
 }
 
 export type RenderJobPayload = RunJobPayload | InspectJobPayload;
@@ -42,25 +43,27 @@ export type RenderJobPayload = RunJobPayload | InspectJobPayload;
 export interface RunJobResult {
   exitCode: ExitCode;
   message: string;
+  /** where the file outputs (out.docx, out.pdf) are */
   outDir: string;
-  /** output file names in zip order */
+  /** output names in zip order */
   files: string[];
+  /** the text reports, by name (every name of `files` not here is a file in outDir) */
+  reports: Record<string, string>;
   pdf: { requested: boolean; status: 'ok' | 'failed' | 'not_requested'; error?: string };
 }
 
 export type InspectJobResult = ReturnType<typeof inspectTemplate>;
 
-const registries = new Map<string, SkillRegistry>();
-
-function registryFor(skillsDir: string | null): SkillRegistry {
-  const key = skillsDir ?? '';
-  let registry = registries.get(key);
-  if (!registry) {
-    registry = loadSkillRegistry(skillsDir ?? undefined);
-    registries.set(key, registry);
-  }
-  return registry;
+/** What a fresh render process renders once before it reports ready (see `warmUpRenderer`). */
+export interface WarmUpMaterial {
+  templateBase64: string;
+  skill: Skill;
+  policy: Policy;
+  task: Task;
 }
+
+/** The environment variable carrying the warm-up material (JSON) to render processes. */
+export const WARM_UP_ENV = 'DOCOPS_RENDER_WARM_UP';
 
 async function testHook(payload: JobBase): Promise<void> {
   if (payload.testSleepSeconds === null) return;
@@ -71,26 +74,24 @@ async function testHook(payload: JobBase): Promise<void> {
 /** Runs one job inside a render process. Input errors are thrown as DocopsInputError. */
 export async function handleRenderJob(payload: RenderJobPayload): Promise<RunJobResult | InspectJobResult> {
   await testHook(payload);
-  const registry = registryFor(payload.skillsDir);
   if (payload.kind === 'inspect') {
     const pkg = await openDocxPackage(payload.templatePath, {
       maxUncompressedBytes: payload.maxUncompressedBytes,
     });
-    const skill = payload.skillName === null ? null : (registry.get(payload.skillName) ?? null);
-    return inspectTemplate(pkg, skill);
+    return inspectTemplate(pkg, payload.skill);
   }
-  const skill = registry.get(payload.skillName);
-  if (!skill) throw new Error(`unknown skill ${payload.skillName}`);
   const outDir = join(payload.workspace, 'out');
   await mkdir(outDir, { recursive: true });
+  const reports = new MemoryReportSink();
   const result = await renderJob({
     templatePath: payload.templatePath,
     task: payload.task,
-    skill,
-    policy: payload.policyYaml === null ? defaultPolicy() : parsePolicy(payload.policyYaml),
+    skill: payload.skill,
+    policy: payload.policy,
     options: payload.options,
     exitPrecedence: 'api',
     outDir,
+    reports,
     exportSuggestedPolicy: payload.exportSuggestedPolicy,
     debugDump: false,
     pdf:
@@ -99,29 +100,37 @@ export async function handleRenderJob(payload: RenderJobPayload): Promise<RunJob
         : { sofficePath: payload.sofficePath, profileDir: join(payload.workspace, 'lo-profile') },
     maxUncompressedBytes: payload.maxUncompressedBytes,
   });
-  return { exitCode: result.exitCode, message: result.message, outDir, files: result.files, pdf: result.pdf };
+  return {
+    exitCode: result.exitCode,
+    message: result.message,
+    outDir,
+    files: result.files,
+    reports: reports.texts,
+    pdf: result.pdf,
+  };
 }
 
 /**
- * One small render through the whole pipeline (strict checks included) in a scratch directory that is removed
- * again, so that the process's first real job runs on warm, compiled code.
+ * One render through the whole pipeline (strict checks included) in a scratch directory that is removed again,
+ * so that the process's first real job runs on warm, compiled code. The material comes from the HTTP process
+ * (WARM_UP_ENV); without it there is nothing to warm up.
  */
 export async function warmUpRenderer(): Promise<void> {
+  const text = process.env[WARM_UP_ENV];
+  delete process.env[WARM_UP_ENV];
+  if (!text) return;
+  const material = JSON.parse(text) as WarmUpMaterial;
   const dir = await mkdtemp(join(tmpdir(), 'docops-warmup-'));
   try {
     const templatePath = join(dir, 'template.docx');
-    await writeFile(
+    await writeFile(templatePath, Buffer.from(material.templateBase64, 'base64'));
+    await handleRenderJob({
+      kind: 'run',
+      workspace: dir,
       templatePath,
-      buildDocx({ paragraphs: ['Title: 【MEETING_TITLE】', 'Date: 【MEETING_DATE】'] }),
-    );
-    const registry = registryFor(null);
-    const skill = registry.get('meeting_notice');
-    if (!skill) return;
-    await renderJob({
-      templatePath,
-      task: { task_type: 'meeting_notice', payload: { meeting_title: 'warm-up' } },
-      skill,
-      policy: defaultPolicy(),
+      task: material.task,
+      skill: material.skill,
+      policy: material.policy,
       options: {
         preset: 'strict',
         format_mode: 'strict',
@@ -130,12 +139,10 @@ export async function warmUpRenderer(): Promise<void> {
         format_report: 'json',
         unsupported_mode: 'error',
       },
-      exitPrecedence: 'api',
-      outDir: dir,
       exportSuggestedPolicy: true,
-      debugDump: false,
-      pdf: null,
+      sofficePath: null,
       maxUncompressedBytes: 10 * 1024 * 1024,
+      testSleepSeconds: null,
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

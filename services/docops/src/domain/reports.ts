@@ -150,3 +150,25 @@ export async function writeFallbackReports(
   }
   return written;
 }
+
+/**
+ * Where the small text reports of a run go. The CLI writes each into the output directory atomically; a
+ * render process keeps them in memory and hands them to the HTTP process with its result, which saves a round
+ * of file writes and reads per request.
+ */
+export interface ReportSink {
+  write(name: string, text: string): Promise<void>;
+}
+
+/** Reports written atomically into `outDir`. */
+export function fileReportSink(outDir: string): ReportSink {
+  return { write: (name, text) => writeFileAtomic(join(outDir, name), text) };
+}
+
+/** Reports kept in memory, by file name. */
+export class MemoryReportSink implements ReportSink {
+  readonly texts: Record<string, string> = {};
+  async write(name: string, text: string): Promise<void> {
+    this.texts[name] = text;
+  }
+}

@@ -16,10 +16,11 @@ import { convertDocxToPdf } from './pdf.js';
 import type { Policy } from './policy.js';
 import {
   copyFileAtomic,
+  fileReportSink,
   OUTPUT_FILES,
   type ReplaceSummary,
-  writeFileAtomic,
-  writeJsonAtomic,
+  type ReportSink,
+  stableJson,
   writeViaTemp,
 } from './reports.js';
 import type { Skill } from './skills.js';
@@ -55,6 +56,8 @@ export interface RenderJobInput {
   /** which code wins when both 2 and 4 apply: the API reports 4, the CLI 2 (§3.3 step 6) */
   exitPrecedence: 'api' | 'cli';
   outDir: string;
+  /** where the JSON/YAML reports go (default: atomic files in outDir); out.docx and out.pdf are always files */
+  reports?: ReportSink;
   /** write out.suggested_policy.yaml into outDir */
   exportSuggestedPolicy: boolean;
   /** write out.debug.json (CLI --debug-dump) */
@@ -237,20 +240,24 @@ export async function renderJob(input: RenderJobInput): Promise<RenderJobResult>
   });
   files.push(OUTPUT_FILES.docx);
 
+  const reports = input.reports ?? fileReportSink(outDir);
   await stage('write_reports', async () => {
-    await writeJsonAtomic(join(outDir, OUTPUT_FILES.replaceLog), {
-      entries,
-      summary: replaceSummary,
-      touched_runs: touchedSorted,
-      template_run_styles: templateRunStyles,
-    });
+    await reports.write(
+      OUTPUT_FILES.replaceLog,
+      stableJson({
+        entries,
+        summary: replaceSummary,
+        touched_runs: touchedSorted,
+        template_run_styles: templateRunStyles,
+      }),
+    );
     files.push(OUTPUT_FILES.replaceLog);
-    await writeJsonAtomic(join(outDir, OUTPUT_FILES.missingFields), missing);
+    await reports.write(OUTPUT_FILES.missingFields, stableJson(missing));
     files.push(OUTPUT_FILES.missingFields);
-    await writeJsonAtomic(join(outDir, OUTPUT_FILES.formatReport), formatReport);
+    await reports.write(OUTPUT_FILES.formatReport, stableJson(formatReport));
     files.push(OUTPUT_FILES.formatReport);
     if (input.exportSuggestedPolicy) {
-      await writeFileAtomic(join(outDir, OUTPUT_FILES.suggestedPolicy), suggestedYaml);
+      await reports.write(OUTPUT_FILES.suggestedPolicy, suggestedYaml);
       files.push(OUTPUT_FILES.suggestedPolicy);
     }
   });
@@ -265,10 +272,10 @@ export async function renderJob(input: RenderJobInput): Promise<RenderJobResult>
   if (input.debugDump) {
     const post = debugStage(scan, 'post_pipeline', new Set(touched));
     await stage('write_reports', () =>
-      writeJsonAtomic(join(outDir, OUTPUT_FILES.debug), {
-        ...(preDebug === null ? {} : { pre_pipeline: preDebug }),
-        post_pipeline: post,
-      }),
+      reports.write(
+        OUTPUT_FILES.debug,
+        stableJson({ ...(preDebug === null ? {} : { pre_pipeline: preDebug }), post_pipeline: post }),
+      ),
     );
     files.push(OUTPUT_FILES.debug);
   }

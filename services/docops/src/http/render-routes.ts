@@ -15,7 +15,8 @@ import {
 import { JobFailedError, JobTimeoutError, WorkerCrashedError } from '@quintet/kernel/workers';
 import { ZipStreamWriter } from '@quintet/kernel/zip-stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PolicyError, parsePolicy } from '../domain/policy.js';
+import { defaultPolicy, PolicyError, parsePolicy } from '../domain/policy.js';
+import type { Skill } from '../domain/skills.js';
 import { parseTaskJson, type Task, TaskJsonError, TaskSchemaError, validateTask } from '../domain/task.js';
 import type { InspectJobPayload, InspectJobResult, RunJobPayload, RunJobResult } from '../render-job.js';
 import type { DocopsContext } from '../server.js';
@@ -388,9 +389,10 @@ async function handleRun(
       if (error instanceof HttpError) job.fail('validate_inputs', error);
       throw error;
     }
+    let policy = defaultPolicy();
     if (runForm.policyYaml !== null) {
       try {
-        parsePolicy(runForm.policyYaml);
+        policy = parsePolicy(runForm.policyYaml);
       } catch (error) {
         if (error instanceof PolicyError)
           job.fail(
@@ -446,9 +448,8 @@ async function handleRun(
       workspace,
       templatePath: (form.files.get('template') as { path: string }).path,
       task,
-      skillName: runForm.skill,
-      skillsDir: config.skillsDir ?? null,
-      policyYaml: runForm.policyYaml,
+      skill: context.skills.get(runForm.skill) as Skill,
+      policy,
       options: runForm.options,
       exportSuggestedPolicy: runForm.exportSuggestedPolicy,
       sofficePath: runForm.pdf ? context.sofficePath : null,
@@ -493,7 +494,14 @@ async function streamZip(
     zip.stream.on('error', reject);
   });
   job.reply.send(zip.stream);
-  for (const name of result.files) await job.whileConnected(zip.addFile(join(result.outDir, name), name));
+  for (const name of result.files) {
+    const report = result.reports[name];
+    const adding =
+      report === undefined
+        ? zip.addFile(join(result.outDir, name), name)
+        : zip.addBuffer(Buffer.from(report), name);
+    await job.whileConnected(adding);
+  }
 
   const timing = {
     queue_wait_ms: run.queueWaitMs,
@@ -574,8 +582,7 @@ async function handleInspect(
       kind: 'inspect',
       workspace: job.workspace as string,
       templatePath: (form.files.get('template') as { path: string }).path,
-      skillName,
-      skillsDir: context.config.skillsDir ?? null,
+      skill: skillName === null ? null : (context.skills.get(skillName) ?? null),
       maxUncompressedBytes: context.config.maxTemplateUncompressedBytes,
       testSleepSeconds: testSleep(context),
     });
