@@ -578,7 +578,20 @@ async function handleInspect(
     if (skillName !== null) job.checkSkill(skillName);
     const slot = await job.takeSlot();
     release = slot.release;
-    const { result } = await job.runJob<InspectJobResult>({
+    const queueWaitMs = Math.round(slot.waitedMs);
+    job.log.info(
+      {
+        event: 'start',
+        endpoint: 'inspect',
+        skill: skillName,
+        max_upload_bytes: context.config.maxUploadBytes,
+        timeout_seconds: context.config.requestTimeoutSeconds,
+        queue_wait_ms: queueWaitMs,
+      },
+      'inspect started',
+    );
+    const jobStarted = performance.now();
+    const { pid, result } = await job.runJob<InspectJobResult>({
       kind: 'inspect',
       workspace: job.workspace as string,
       templatePath: (form.files.get('template') as { path: string }).path,
@@ -590,7 +603,18 @@ async function handleInspect(
     release = null;
     job.stage = 'respond';
     job.log.info(
-      { event: 'inspect_done', http_status: 200, timing: { total_ms: msSince(job.started) } },
+      {
+        event: 'done',
+        endpoint: 'inspect',
+        outcome: 'ok',
+        http_status: 200,
+        timing: {
+          queue_wait_ms: queueWaitMs,
+          subprocess_ms: msSince(jobStarted),
+          total_ms: msSince(job.started),
+        },
+        subprocess_pid: pid,
+      },
       'inspect finished',
     );
     await reply.send({ request_id: request.id, ...result });

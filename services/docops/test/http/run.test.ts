@@ -654,6 +654,25 @@ describe('POST /v1/inspect', () => {
     expect(without.fingerprint).toBe(withSkill.fingerprint);
     expect(await settledWorkspaces(server.tmpDir)).toEqual([]);
   });
+
+  it('logs start and done on docops.api with the request id', async () => {
+    const result = await inspect({ skill: 'meeting_notice' });
+    const requestId = result.request_id as string;
+    expect(await apiEvent(server, requestId, 'start')).toMatchObject({
+      logger: 'docops.api',
+      endpoint: 'inspect',
+      skill: 'meeting_notice',
+      queue_wait_ms: expect.any(Number),
+    });
+    const done = await apiEvent(server, requestId, 'done');
+    expect(done).toMatchObject({
+      logger: 'docops.api',
+      endpoint: 'inspect',
+      outcome: 'ok',
+      http_status: 200,
+    });
+    expect(done.subprocess_pid).toEqual(expect.any(Number));
+  });
 });
 
 describe('GET /v1/meta (case 19)', () => {
