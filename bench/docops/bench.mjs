@@ -352,7 +352,11 @@ const targets = {
   },
   async P7() {
     // Requests queue for a slot instead of getting 429: every one of the 1,000 renders in its own process.
-    const server = await startServer({ DOCOPS_MP_START: 'spawn', DOCOPS_MAX_CONCURRENCY: '4', DOCOPS_QUEUE_TIMEOUT_SECONDS: '120' });
+    const server = await startServer({
+      DOCOPS_MP_START: 'spawn',
+      DOCOPS_MAX_CONCURRENCY: '4',
+      DOCOPS_QUEUE_TIMEOUT_SECONDS: '120',
+    });
     const summaryPath = join(server.tmpDir, '..', `docops-p7-${process.pid}.json`);
     const result = await new Promise((resolve) => {
       const child = spawn(

@@ -151,7 +151,8 @@ export class ZipStreamWriter {
       record.compressedSize += (chunk as Buffer).length;
       await this.write(chunk as Buffer);
     }
-    if (record.size > ZIP32_LIMIT || record.compressedSize > ZIP32_LIMIT) throw new Error('zip entry over 4 GiB');
+    if (record.size > ZIP32_LIMIT || record.compressedSize > ZIP32_LIMIT)
+      throw new Error('zip entry over 4 GiB');
     const descriptor = Buffer.alloc(16);
     descriptor.writeUInt32LE(0x08074b50, 0);
     descriptor.writeUInt32LE(record.crc, 4);

@@ -4,7 +4,8 @@ let cached: string | undefined;
 
 /** The version of services/raven/package.json (`/health/` `version`). */
 export function serviceVersion(): string {
-  cached ??= (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
-    .version;
+  cached ??= (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  ).version;
   return cached;
 }

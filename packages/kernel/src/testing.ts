@@ -1,0 +1,46 @@
+// Test-server discovery shared by every contract suite: the scale backends run against a real server when one
+// is reachable, and skip loudly (or fail, in CI) when it is not.
+import { Redis } from 'ioredis';
+
+const PING_TIMEOUT_MS = 1000;
+
+/**
+ * The Redis test server URL (`TEST_REDIS_URL`, else `redis://127.0.0.1:6379/15`) when it answers PING within
+ * 1 s; otherwise null with one line on stderr, or an Error when `CI=true`.
+ */
+export async function testRedisUrl(): Promise<string | null> {
+  const url = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379/15';
+  if (await pings(url)) return url;
+  if (process.env.CI === 'true') {
+    throw new Error(`The Redis test server is required in CI but is not reachable at ${url}`);
+  }
+  process.stderr.write(`Redis test server not reachable at ${url}: skipping Redis tests\n`);
+  return null;
+}
+
+async function pings(url: string): Promise<boolean> {
+  let client: Redis | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: PING_TIMEOUT_MS,
+      commandTimeout: PING_TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => {});
+    const connected = client;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS);
+    });
+    await Promise.race([connected.connect().then(() => connected.ping()), timeout]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    client?.disconnect();
+  }
+}
