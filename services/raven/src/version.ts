@@ -1,11 +1,6 @@
-import { readFileSync } from 'node:fs';
-
-let cached: string | undefined;
+import { packageVersion } from '@quintet/kernel/package-info';
 
 /** The version of services/raven/package.json (`/health/` `version`). */
 export function serviceVersion(): string {
-  cached ??= (
-    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-  ).version;
-  return cached;
+  return packageVersion(new URL('../package.json', import.meta.url));
 }

@@ -1,8 +1,10 @@
 // `docops run` (§3.7.2): renders one template in-process and writes the artifacts into --out-dir.
+
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { envInt } from '@quintet/kernel/config';
 import type { Command } from 'commander';
 import {
   finalStatusLine,
@@ -89,13 +91,13 @@ function checkInputFile(option: string, path: string): void {
 
 /** The configured template expansion limit (same variable as the server), else the default. */
 export function maxTemplateUncompressedBytes(env: NodeJS.ProcessEnv): number {
-  const raw = env.DOCOPS_MAX_TEMPLATE_UNCOMPRESSED_BYTES?.trim();
-  if (!raw) return DEFAULT_MAX_TEMPLATE_UNCOMPRESSED_BYTES;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new UsageError('DOCOPS_MAX_TEMPLATE_UNCOMPRESSED_BYTES must be an integer >= 1');
+  try {
+    return envInt(env, 'DOCOPS_MAX_TEMPLATE_UNCOMPRESSED_BYTES', DEFAULT_MAX_TEMPLATE_UNCOMPRESSED_BYTES, {
+      min: 1,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-  return value;
 }
 
 /** The skills registry of DOCOPS_SKILLS_DIR (built-ins only when unset). */
