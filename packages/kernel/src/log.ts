@@ -1,6 +1,6 @@
-// One JSON line per event (pino). Field names and level labels are fixed here once for every service:
-// `level` is the label (`info`, `warn`, ...), `time` is ISO 8601 UTC, the message key is `msg`, and each
-// service names its logger.
+// One JSON line per event (pino). By default `level` is the label (`info`, `warn`, ...), `time` is ISO 8601
+// UTC, the message key is `msg`, and each service names its logger; a service whose spec names other fields
+// sets them once in its settings (time key, message key, level labels, no logger field).
 import { mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
@@ -34,6 +34,16 @@ export interface LoggerSettings {
   redact?: string[];
   /** where stdout lines go (tests pass a stream) */
   destination?: DestinationStream;
+  /** name of the timestamp field (default `time`) */
+  timeKey?: string;
+  /** name of the message field (default `msg`) */
+  messageKey?: string;
+  /** level labels to write instead of pino's (e.g. `{ warn: 'warning' }`); unlisted levels keep theirs */
+  levelLabels?: Partial<Record<string, string>>;
+  /** write the `logger` field on every line (default true) */
+  loggerField?: boolean;
+  /** rotate the file the logrotate way (`name.1` … `name.<fileKeep>`) instead of timestamped names */
+  classicRotation?: boolean;
 }
 
 const LOGGER_NAME = Symbol('quintet.loggerName');
@@ -50,14 +60,18 @@ export function createLogger(settings: LoggerSettings): Logger {
   const options: LoggerOptions = {
     level: settings.level ?? 'info',
     base: undefined,
-    messageKey: 'msg',
+    messageKey: settings.messageKey ?? 'msg',
     // The logger name is a field of each line, not a binding, so that a named child replaces it instead of
     // writing a second `logger` key.
-    mixin: (_object, _level, instance) => ({
-      logger: (instance as unknown as Record<symbol, string | undefined>)[LOGGER_NAME] ?? settings.name,
-    }),
-    timestamp: () => `,"time":"${new Date().toISOString()}"`,
-    formatters: { level: (label) => ({ level: label }) },
+    ...(settings.loggerField === false
+      ? {}
+      : {
+          mixin: (_object: object, _level: number, instance: unknown) => ({
+            logger: (instance as Record<symbol, string | undefined>)[LOGGER_NAME] ?? settings.name,
+          }),
+        }),
+    timestamp: () => `,${JSON.stringify(settings.timeKey ?? 'time')}:"${new Date().toISOString()}"`,
+    formatters: { level: (label) => ({ level: settings.levelLabels?.[label] ?? label }) },
     redact: { paths: [...DEFAULT_REDACT_PATHS, ...(settings.redact ?? [])], censor: '[redacted]' },
   };
   const stdout = settings.destination ?? pino.destination({ dest: 1, sync: false });
@@ -66,7 +80,7 @@ export function createLogger(settings: LoggerSettings): Logger {
   const file = createStream(basename(settings.file), {
     path: dirname(settings.file),
     size: settings.fileMaxSize ?? '10M',
-    maxFiles: settings.fileKeep ?? 5,
+    ...(settings.classicRotation ? { rotate: settings.fileKeep ?? 5 } : { maxFiles: settings.fileKeep ?? 5 }),
   });
   return pino(
     options,
