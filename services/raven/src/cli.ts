@@ -1,8 +1,9 @@
-// The `raven-zero` bin: `serve`, `check-config` and the client commands. Each command lives in src/cli/.
+// The `raven-zero` bin: `serve`, `sweep`, `check-config` and the client commands. Each command lives in src/cli/.
 import { Command, CommanderError } from 'commander';
 import { registerCheckConfigCommand } from './cli/check-config.js';
 import { registerClientCommands } from './cli/client.js';
 import { registerServeCommand } from './cli/serve.js';
+import { registerSweepCommand } from './cli/sweep.js';
 import { serviceVersion } from './version.js';
 
 const program = new Command('raven-zero')
@@ -11,6 +12,7 @@ const program = new Command('raven-zero')
   .exitOverride();
 
 registerServeCommand(program);
+registerSweepCommand(program);
 registerCheckConfigCommand(program);
 registerClientCommands(program);
 

@@ -24,28 +24,39 @@ import { createRavenService } from './domain/uploads.js';
 import { loadWordlist, resolveWordlistPath, type Wordlist } from './domain/wordlist.js';
 import { registerApiDocs } from './http/api-docs.js';
 import type { RavenContext } from './http/context.js';
-import { registerConventions, requestIdFor, securityHeaders } from './http/conventions.js';
+import {
+  currentRequestContext,
+  registerConventions,
+  requestIdFor,
+  securityHeaders,
+} from './http/conventions.js';
 import { renderRavenError } from './http/errors.js';
 import { registerKeyRoutes } from './http/key-routes.js';
 import { createRavenMetrics, type RavenMetrics } from './http/metrics.js';
 import { registerOperationalRoutes } from './http/operational-routes.js';
 import { registerUploadRoutes } from './http/upload-routes.js';
+import { registerWebRoutes } from './http/web-routes.js';
 
 const WARNING_EVENTS = new Set([
   'ip_blocked',
-  'shred_failed',
+  'rate_limited',
   'sweep_failed',
   'heartbeat_failed',
   'storage_unexpected_entry',
 ]);
-const ERROR_EVENTS = new Set(['integrity_check_failed']);
+const ERROR_EVENTS = new Set(['integrity_check_failed', 'shred_failed']);
 
-/** A domain log callback writing `event` lines at a level that fits the event. */
+/**
+ * A domain log callback writing `event` lines at a level that fits the event; a line written while a request is
+ * being handled carries that request's `request_id`, `method` and `path` (route template).
+ */
 export function domainLog(logger: Logger): (event: string, fields: Record<string, unknown>) => void {
   return (event, fields) => {
-    if (ERROR_EVENTS.has(event)) logger.error(fields, event);
-    else if (WARNING_EVENTS.has(event)) logger.warn(fields, event);
-    else logger.info(fields, event);
+    const request = currentRequestContext();
+    const line = request === undefined ? fields : { ...request, ...fields };
+    if (ERROR_EVENTS.has(event)) logger.error(line, event);
+    else if (WARNING_EVENTS.has(event)) logger.warn(line, event);
+    else logger.info(line, event);
   };
 }
 
@@ -107,6 +118,7 @@ export async function buildRavenApp(
   registerKeyRoutes(app, context);
   registerOperationalRoutes(app, context);
   registerApiDocs(app);
+  registerWebRoutes(app);
   await app.ready();
   return { app, context };
 }

@@ -1,7 +1,9 @@
-// HTTP conventions of every response (spec §3.8): security headers, CORS, request ids, the per-request log line.
+// HTTP conventions of every response (spec §3.8): security headers, CORS, request ids, the per-request log line,
+// and the request context (id, method, route template) every log line written while handling a request carries.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { RavenConfig } from '../config.js';
 import { routeTemplate } from './metrics.js';
 
@@ -37,10 +39,55 @@ export function securityHeaders(config: RavenConfig): Record<string, string> {
   return headers;
 }
 
+/** What every log line of a request carries (spec §3.13): never the raw path, which may hold a key. */
+export interface RequestLogContext {
+  request_id: string;
+  method: string;
+  /** the route template, e.g. `/download/{key}` */
+  path: string;
+}
+
+const requestContext = new AsyncLocalStorage<RequestLogContext>();
+
+/** The context of the request being handled by the current asynchronous flow, if any. */
+export function currentRequestContext(): RequestLogContext | undefined {
+  return requestContext.getStore();
+}
+
+function contextOf(request: FastifyRequest): RequestLogContext {
+  return {
+    request_id: String(request.id),
+    method: request.method,
+    path: routeTemplate(request.routeOptions.url),
+  };
+}
+
+/** Runs the rest of the request's hooks and its handler inside the request's context. */
+function enterContext(request: FastifyRequest, _reply: unknown, done: HookHandlerDoneFunction): void {
+  requestContext.run(contextOf(request), done);
+}
+
 const EXPOSED = 'X-SHA256, Content-Disposition, X-Request-ID, Retry-After, Repr-Digest';
 
 /** CORS on every response and the preflight answer (204), plus the `request_finished` log line. */
 export function registerConventions(app: FastifyInstance, config: RavenConfig): void {
+  // The route's own log lines (`request.log`) carry method and path next to the framework's `request_id`; the
+  // domain's lines get all three from the asynchronous context (entered again before the handler, as body
+  // parsing may resume in another context).
+  app.addHook('onRequest', (request, _reply, done) => {
+    const context = contextOf(request);
+    request.log = request.log.child({ method: context.method, path: context.path });
+    // Streamed bodies are read in the socket's callbacks: their events (and whatever runs synchronously from
+    // them, such as a multipart parser's handlers) are emitted inside the request's context too.
+    const raw = request.raw;
+    const emit = raw.emit;
+    raw.emit = function emitInContext(this: IncomingMessage, ...args: Parameters<typeof emit>) {
+      return requestContext.run(context, () => emit.apply(this, args));
+    } as typeof emit;
+    requestContext.run(context, done);
+  });
+  app.addHook('preHandler', enterContext);
+
   app.addHook('onRequest', async (request, reply) => {
     const origin = request.headers.origin;
     if (config.corsOrigins === '*') {
@@ -70,8 +117,6 @@ export function registerConventions(app: FastifyInstance, config: RavenConfig): 
     const seconds = reply.elapsedTime / 1000;
     request.log.info(
       {
-        method: request.method,
-        path: routeTemplate(request.routeOptions.url),
         status_code: reply.statusCode,
         duration: `${seconds.toFixed(4)}s`,
         duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
