@@ -239,6 +239,8 @@ export async function startRavenServer(
       );
       await Promise.race([appClosed, grace]);
       app.server.closeAllConnections();
+      // Uploads cut off by the grace limit leave no partial file behind.
+      await service.abortOpenUploads();
       jobs.stop();
       await store.close().catch(() => {});
     })();

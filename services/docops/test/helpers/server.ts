@@ -116,7 +116,8 @@ export function runDocops(
       stderr += chunk.toString('utf8');
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': output still in the pipes arrives before 'close'.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

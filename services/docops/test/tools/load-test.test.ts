@@ -39,7 +39,9 @@ class FakeDocops {
   maxInFlight = 0;
   private inFlight = 0;
   private arrivals = 0;
-  script: Script = (_index, res) => res.writeHead(500).end();
+  script: Script = (_index, res) => {
+    res.writeHead(500).end();
+  };
   readonly server: Server;
 
   constructor() {

@@ -114,6 +114,8 @@ export interface RavenService {
   remove(rawKey: string, password: string | null, client: string): Promise<Outcome<void>>;
   /** the normalized form of a key (echoed in bodies) */
   normalize(rawKey: string): string;
+  /** shutdown: abort every upload still in progress, removing its partial files */
+  abortOpenUploads(): Promise<void>;
 }
 
 /** The stored blob failed authentication before anything was sent. */

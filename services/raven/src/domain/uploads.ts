@@ -284,7 +284,16 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
       throw err;
     }
     log('file_upload_started', {});
-    return new Upload(kdf, identity, streamKeys);
+    const upload = new Upload(kdf, identity, streamKeys);
+    openUploads.add(upload);
+    return upload;
+  }
+
+  /** Uploads begun and neither finished nor aborted (shutdown aborts them so no partial file outlives it). */
+  const openUploads = new Set<Upload>();
+
+  async function abortOpenUploads(): Promise<void> {
+    await Promise.all([...openUploads].map((upload) => upload.abort()));
   }
 
   class Upload implements UploadSession {
@@ -458,6 +467,7 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
         }
 
         this.#state = 'done';
+        openUploads.delete(this);
         this.#files.clear();
         const receipt: UploadReceipt = {
           key: this.#identity.key,
@@ -518,6 +528,7 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
       }
       await this.#written?.catch(() => {});
       await Promise.all([...this.#files].map((path) => unlinkQuietly(path)));
+      openUploads.delete(this);
       this.#files.clear();
       this.#wipeSecrets();
     }
@@ -832,5 +843,6 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
     status,
     remove,
     normalize: normalizeKey,
+    abortOpenUploads,
   };
 }

@@ -10,7 +10,7 @@ import { WORDLIST_SIZE } from '../domain/wordlist.js';
 import { serviceVersion } from '../version.js';
 import { clientIdentity } from './client.js';
 import type { RavenContext } from './context.js';
-import { sendDetail, sendUnavailable } from './errors.js';
+import { sendDetail } from './errors.js';
 
 type ServiceState = 'online' | 'offline';
 const state = (ok: boolean): ServiceState => (ok ? 'online' : 'offline');
@@ -49,14 +49,16 @@ const isHealthy = (services: Record<string, ServiceState>) =>
 
 async function health(request: FastifyRequest, reply: FastifyReply, context: RavenContext) {
   const { config } = context;
-  let decision: Awaited<ReturnType<RavenContext['limiter']['hit']>>;
+  let decision: Awaited<ReturnType<RavenContext['limiter']['hit']>> | null;
   try {
     decision = await context.limiter.hit('health', clientIdentity(request, context), config.healthRateLimit);
   } catch (error) {
     if (!isRedisUnavailable(error)) throw error;
-    return sendUnavailable(reply);
+    // The limiter lives in the store that is down: the probe is answered (degraded) rather than refused,
+    // since reporting that outage is what it is for.
+    decision = null;
   }
-  if (!decision.allowed) {
+  if (decision && !decision.allowed) {
     context.metrics.rateLimited.inc({ bucket: 'health' });
     request.log.warn({ bucket: 'health' }, 'rate_limited');
     return sendDetail(reply, 429, `Rate limit exceeded: ${describeRule(config.healthRateLimit)}`, {

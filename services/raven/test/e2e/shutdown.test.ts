@@ -156,6 +156,7 @@ describe('SIGTERM during a slow 5 MiB upload (case 42)', () => {
         expect(code).toBe(0);
         expect(afterMs).toBeLessThanOrEqual((GRACE_SECONDS + 1) * 1000);
         expect(list(storagePath)).toEqual([]);
+        expect(list(tempPath)).toEqual([]);
         expect(await admin.keys(`${prefix}upload:*`)).toEqual([]);
         expect(await admin.keys(`${prefix}blob:*`)).toEqual([]);
         client.destroy();

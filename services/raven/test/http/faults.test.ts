@@ -211,7 +211,11 @@ describe.skipIf(!haveRedisServer)('Redis stops mid-run and comes back on the sam
 
       const health = await fetch(`${raven.url}/health/`);
       expect(health.status).toBe(503);
-      await health.arrayBuffer();
+      expect(await health.json()).toMatchObject({
+        status: 'degraded',
+        store: 'redis',
+        services: { redis: 'offline', storage: 'online', diceware: 'online' },
+      });
       const ready = await fetch(`${raven.url}/readyz`);
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({

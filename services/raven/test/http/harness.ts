@@ -178,7 +178,7 @@ export async function upload(
   const { body, contentType } = multipart(parts);
   return fetch(`${url}/upload/`, {
     method: 'POST',
-    body,
+    body: new Uint8Array(body),
     headers: { 'content-type': contentType, ...headers },
   });
 }

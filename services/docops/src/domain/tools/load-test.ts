@@ -193,7 +193,7 @@ export function loadTestSummaryToJson(summary: LoadTestSummary): string {
 /** Sends every request with at most `concurrency` in flight; results in request order. */
 async function sendAll(options: LoadTestOptions): Promise<RequestOutcome[]> {
   const url = `${options.baseUrl.replace(/\/+$/, '')}/v1/run`;
-  const templateBlob = new Blob([options.inputs.template], {
+  const templateBlob = new Blob([new Uint8Array(options.inputs.template)], {
     type: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
   });
   const taskBlob = new Blob([JSON.stringify(options.inputs.task)], { type: 'application/json' });
