@@ -12,11 +12,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { freePort, percentile, procStatusKb, round, sleep } from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/raven/bin/raven-zero.js');
@@ -28,17 +28,6 @@ const GiB = 1024 * MiB;
 /** Full count, or the quick count under BENCH_QUICK. */
 const n = (full, quick) => (QUICK ? quick : full);
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const percentile = (values, p) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0
-    ? null
-    : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-};
-const round = (value, digits = 1) =>
-  value === null || value === undefined || !Number.isFinite(value)
-    ? null
-    : Math.round(value * 10 ** digits) / 10 ** digits;
 const countBy = (values) => {
   const counts = {};
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
@@ -50,29 +39,6 @@ const latencySummary = (values) => ({
   p99: round(percentile(values, 99)),
   max: round(values.length ? Math.max(...values) : null),
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Kilobytes of a /proc/<pid>/status field (VmRSS, VmHWM), or null when the process is gone. */
-function procStatusKb(pid, field) {
-  try {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
-      readFileSync(`/proc/${pid}/status`, 'utf8'),
-    );
-    return match ? Number(match[1]) : null;
-  } catch {
-    return null;
-  }
-}
 
 /** utime + stime of a process in clock ticks (100 Hz on Linux), or null. */
 function procCpuTicks(pid) {
