@@ -44,3 +44,24 @@ async function pings(url: string): Promise<boolean> {
     client?.disconnect();
   }
 }
+
+/** Debian's Chromium, driven by playwright-core in browser tests (browsers are never downloaded). */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+/**
+ * Launch options for headless Chromium on a machine without a network: as root (no sandbox), without GPU,
+ * and without the background connections that a closed network would refuse many times over.
+ */
+export const CHROMIUM_LAUNCH_OPTIONS = {
+  executablePath: CHROMIUM_PATH,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+};

@@ -3,13 +3,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CHROMIUM_LAUNCH_OPTIONS, CHROMIUM_PATH } from '@quintet/kernel/testing';
 import { type Browser, type BrowserContext, chromium, type Page, type Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDocx, paragraphXml, tableXml } from '../../src/domain/docx/build.js';
 import { documentParagraphTexts } from '../helpers/http.js';
 import { type DocopsProcess, startDocops } from '../helpers/server.js';
 
-const CHROMIUM_PATH = '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
 if (!HAS_CHROMIUM) console.warn(`web console browser tests skipped: ${CHROMIUM_PATH} is absent`);
 
@@ -56,22 +56,7 @@ describe.skipIf(!HAS_CHROMIUM)('web console in chromium', () => {
       buildDocx({ body: paragraphXml('Title: 【MEETING_TITLE】') + tableXml([['Item', 'Owner']]) }),
     );
     templates.notDocx = write('renamed.docx', 'not-a-docx');
-    [server, browser] = await Promise.all([
-      startDocops(),
-      chromium.launch({
-        executablePath: CHROMIUM_PATH,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      }),
-    ]);
+    [server, browser] = await Promise.all([startDocops(), chromium.launch(CHROMIUM_LAUNCH_OPTIONS)]);
     // One page for all cases (a new page costs seconds here); each case navigates afresh.
     context = await browser.newContext({ viewport: { width: 1024, height: 800 }, acceptDownloads: true });
     // Runs before the page's own script: records CSP violations and the part names of posted forms.

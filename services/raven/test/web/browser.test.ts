@@ -2,11 +2,11 @@
 // upload through `/`, open the share link `/d#<key>` (nothing requested before the click), download the exact
 // bytes, then the exhausted state; HTML pages carry the self-only CSP and raise no console error or violation.
 import { existsSync, readFileSync } from 'node:fs';
+import { CHROMIUM_LAUNCH_OPTIONS, CHROMIUM_PATH } from '@quintet/kernel/testing';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PDF, type RunningRaven, startRaven } from '../http/harness.js';
 
-const CHROMIUM_PATH = '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
 if (!HAS_CHROMIUM) console.warn(`raven browser end-to-end test skipped: ${CHROMIUM_PATH} is absent`);
 
@@ -51,22 +51,7 @@ describe.skipIf(!HAS_CHROMIUM)('web UI against the real server', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    [raven, browser] = await Promise.all([
-      startRaven(),
-      chromium.launch({
-        executablePath: CHROMIUM_PATH,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      }),
-    ]);
+    [raven, browser] = await Promise.all([startRaven(), chromium.launch(CHROMIUM_LAUNCH_OPTIONS)]);
   }, 30_000);
 
   afterAll(async () => {

@@ -6,12 +6,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
+import { CHROMIUM_LAUNCH_OPTIONS, CHROMIUM_PATH } from '@quintet/kernel/testing';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const WEB = join(import.meta.dirname, '../../web');
 const PAGES = ['index.html', 'd.html'];
-const CHROMIUM_PATH = '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
 if (!HAS_CHROMIUM) console.warn(`raven web browser tests skipped: ${CHROMIUM_PATH} is absent`);
 
@@ -276,20 +276,7 @@ describe.skipIf(!HAS_CHROMIUM)('pages in chromium', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    [api, browser] = await Promise.all([
-      startFakeApi(),
-      chromium.launch({
-        executablePath: CHROMIUM_PATH,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--no-first-run',
-        ],
-      }),
-    ]);
+    [api, browser] = await Promise.all([startFakeApi(), chromium.launch(CHROMIUM_LAUNCH_OPTIONS)]);
   });
 
   afterAll(async () => {
