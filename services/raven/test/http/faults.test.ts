@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { testRedisUrl } from '@quintet/kernel/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, PDF, type RunningRaven, startRaven, upload } from './harness.js';
+import { EMBEDDED_STORE, freePort, PDF, type RunningRaven, startRaven, upload } from './harness.js';
 
 const sharedRedis = await testRedisUrl();
 const haveRedisServer = spawnSync('redis-server', ['--version']).status === 0;
@@ -99,7 +99,7 @@ describe('restart in embedded mode', () => {
     const dir = mkdtempSync(join(tmpdir(), 'raven-faults-'));
     const storagePath = join(dir, 'uploads');
     const tempPath = join(dir, 'temp');
-    const env = { STORAGE_PATH: storagePath, TEMP_PATH: tempPath };
+    const env = { ...EMBEDDED_STORE, STORAGE_PATH: storagePath, TEMP_PATH: tempPath };
     try {
       const first = await startRaven(env);
       const created = await create(first, pdfPayload(100_000), { uses: '3' });

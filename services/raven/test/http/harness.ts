@@ -5,9 +5,46 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { testRedisUrl } from '@quintet/kernel/testing';
+import { Redis } from 'ioredis';
+import { beforeEach } from 'vitest';
 
 export const BIN = resolve(import.meta.dirname, '../../bin/raven-zero.js');
 export const WORDLIST = resolve(import.meta.dirname, '../../data/diceware_words.txt');
+
+/**
+ * The store every `startRaven` server uses unless its caller chooses: `RAVEN_TEST_STORE=redis` (the `raven-redis`
+ * project) runs each server on the Redis test server under its own key prefix; the acceptance files then skip
+ * when that server is not reachable (and fail in CI, where `testRedisUrl` throws).
+ */
+const redisStoreUrl = process.env.RAVEN_TEST_STORE === 'redis' ? await testRedisUrl() : undefined;
+if (redisStoreUrl === null) {
+  beforeEach((context) => {
+    context.skip('Redis test server not reachable');
+  });
+}
+
+/** Env marker for a test that depends on the embedded store: `startRaven({ ...EMBEDDED_STORE, ... })`. */
+export const EMBEDDED_STORE = { RAVEN_TEST_STORE: 'embedded' } as const;
+
+let redisServers = 0;
+
+/** Removes every key under `prefix` (SCAN + UNLINK). */
+async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  admin.on('error', () => {});
+  try {
+    await admin.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    admin.disconnect();
+  }
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -55,7 +92,17 @@ export async function startRaven(
 ): Promise<RunningRaven> {
   const dir = mkdtempSync(join(tmpdir(), 'raven-http-'));
   const port = await freePort();
-  const fullEnv = { ...baseEnv(dir), ...env };
+  const { RAVEN_TEST_STORE: storeChoice, ...serverEnv } = env;
+  let redisPrefix: string | undefined;
+  if (redisStoreUrl && storeChoice !== 'embedded' && serverEnv.REDIS_URL === undefined) {
+    redisPrefix = `ravenhttp:${process.pid}:${++redisServers}:`;
+    serverEnv.REDIS_URL = redisStoreUrl;
+    serverEnv.REDIS_KEY_PREFIX = redisPrefix;
+  }
+  const fullEnv = { ...baseEnv(dir), ...serverEnv };
+  const dropKeys = async () => {
+    if (redisStoreUrl && redisPrefix) await dropRedisPrefix(redisStoreUrl, redisPrefix);
+  };
   const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port), ...args], {
     cwd: dir,
     env: fullEnv,
@@ -76,14 +123,21 @@ export async function startRaven(
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`raven-zero exited ${child.exitCode}: ${stderr}`);
+    if (child.exitCode !== null) {
+      await dropKeys();
+      throw new Error(`raven-zero exited ${child.exitCode}: ${stderr}`);
+    }
     try {
       const response = await fetch(`${url}/livez`);
       if (response.status === 200) break;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`raven-zero did not start: ${stderr}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await dropKeys();
+      throw new Error(`raven-zero did not start: ${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   const storagePath = fullEnv.STORAGE_PATH as string;
@@ -104,19 +158,19 @@ export async function startRaven(
         return [];
       }
     },
-    stop: () =>
-      new Promise((done) => {
+    stop: async () => {
+      const code = await new Promise<number | null>((done) => {
         if (child.exitCode !== null) {
-          rmSync(dir, { recursive: true, force: true });
           done(child.exitCode);
           return;
         }
-        child.once('exit', (code) => {
-          rmSync(dir, { recursive: true, force: true });
-          done(code);
-        });
+        child.once('exit', (exitCode) => done(exitCode));
         child.kill('SIGTERM');
-      }),
+      });
+      rmSync(dir, { recursive: true, force: true });
+      await dropKeys();
+      return code;
+    },
   };
 }
 

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, PDF, runBin, startRaven, upload } from './harness.js';
+import { EMBEDDED_STORE, freePort, PDF, runBin, startRaven, upload } from './harness.js';
 
 const PRODUCTION_MESSAGE =
   'REDIS_URL is required in production (NODE_ENV=production): the embedded store cannot be shared between instances';
@@ -10,7 +10,7 @@ const PRODUCTION_MESSAGE =
 describe('raven-zero serve', () => {
   it('listens on 127.0.0.1 with the embedded store and reports healthy right after start (cases 1, 17)', async () => {
     // No storage variables: the defaults (./storage, ./logs) resolve against the working directory.
-    const raven = await startRaven({ STORAGE_PATH: '', TEMP_PATH: '', LOG_DIR: '' });
+    const raven = await startRaven({ ...EMBEDDED_STORE, STORAGE_PATH: '', TEMP_PATH: '', LOG_DIR: '' });
     try {
       expect(raven.url.startsWith('http://127.0.0.1:')).toBe(true);
       const health = await fetch(`${raven.url}/health/`);
