@@ -121,6 +121,31 @@ function parseHeader(header: Buffer): void {
 }
 
 /**
+ * Copies `data` from `offset` into `pending`. A full `pending` is handed to `full` only once more bytes follow,
+ * so the record still held when the input ends is always the final one. Returns the new fill level.
+ */
+function holdRecords(
+  data: Buffer,
+  offset: number,
+  pending: Buffer,
+  filled: number,
+  full: (record: Buffer) => void,
+): number {
+  let at = offset;
+  let level = filled;
+  while (at < data.length) {
+    if (level === pending.length) {
+      full(pending);
+      level = 0;
+    }
+    const copied = data.copy(pending, level, at);
+    level += copied;
+    at += copied;
+  }
+  return level;
+}
+
+/**
  * Plaintext in, RZB1 blob out. Holds at most one chunk: a full chunk is sealed as non-final only once
  * more input arrives, and whatever is held at the end is sealed as the final chunk.
  */
@@ -147,16 +172,9 @@ export function createBlobEncryptor(fileKey: Buffer, chunkExponent = DEFAULT_CHU
     transform(data: Buffer, _encoding, callback: TransformCallback) {
       try {
         emitHeader(this);
-        let offset = 0;
-        while (offset < data.length) {
-          if (filled === pending.length) {
-            this.push(chunks.seal(index++, pending, false));
-            filled = 0;
-          }
-          const copied = data.copy(pending, filled, offset);
-          filled += copied;
-          offset += copied;
-        }
+        filled = holdRecords(data, 0, pending, filled, (record) =>
+          this.push(chunks.seal(index++, record, false)),
+        );
         callback();
       } catch (err) {
         callback(err as Error);
@@ -209,15 +227,10 @@ export function createBlobDecryptor(fileKey: Buffer): Transform {
           chunks = new ChunkCipher(key, header);
           pending = Buffer.alloc(chunks.chunkBytes + GCM_TAG_BYTES);
         }
-        while (offset < data.length) {
-          if (filled === pending.length) {
-            this.push(chunks.open(index++, pending, false));
-            filled = 0;
-          }
-          const copied = data.copy(pending, filled, offset);
-          filled += copied;
-          offset += copied;
-        }
+        const cipher = chunks;
+        filled = holdRecords(data, offset, pending, filled, (record) =>
+          this.push(cipher.open(index++, record, false)),
+        );
         callback();
       } catch (err) {
         callback(err as Error);
