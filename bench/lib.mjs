@@ -19,6 +19,14 @@ export function round(value, digits = 1) {
     : Math.round(value * 10 ** digits) / 10 ** digits;
 }
 
+/** p50/p95/p99/max of latencies in ms, rounded to 0.1. */
+export const latencySummary = (values) => ({
+  p50: round(percentile(values, 50)),
+  p95: round(percentile(values, 95)),
+  p99: round(percentile(values, 99)),
+  max: round(values.length ? Math.max(...values) : null),
+});
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -41,4 +49,36 @@ export function procStatusKb(pid, field) {
   } catch {
     return null;
   }
+}
+
+/** utime + stime of a process in clock ticks (100 Hz on Linux), or null. */
+export function procCpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return null;
+  }
+}
+
+/** Samples VmRSS of `pid` every `everyMs`; `stop()` returns { peakKb, samples }. */
+export function rssSampler(pid, everyMs) {
+  let peakKb = procStatusKb(pid, 'VmRSS') ?? 0;
+  let samples = 1;
+  const timer = setInterval(() => {
+    const now = procStatusKb(pid, 'VmRSS');
+    if (now !== null) {
+      samples++;
+      if (now > peakKb) peakKb = now;
+    }
+  }, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      const now = procStatusKb(pid, 'VmRSS');
+      if (now !== null && now > peakKb) peakKb = now;
+      return { peakKb, samples };
+    },
+  };
 }

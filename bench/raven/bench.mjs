@@ -10,13 +10,22 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort, percentile, procStatusKb, round, sleep } from '../lib.mjs';
+import {
+  freePort,
+  latencySummary,
+  percentile,
+  procCpuTicks,
+  procStatusKb,
+  round,
+  rssSampler,
+  sleep,
+} from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/raven/bin/raven-zero.js');
@@ -33,44 +42,6 @@ const countBy = (values) => {
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
   return counts;
 };
-const latencySummary = (values) => ({
-  p50: round(percentile(values, 50)),
-  p95: round(percentile(values, 95)),
-  p99: round(percentile(values, 99)),
-  max: round(values.length ? Math.max(...values) : null),
-});
-
-/** utime + stime of a process in clock ticks (100 Hz on Linux), or null. */
-function procCpuTicks(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
-
-/** Samples VmRSS of `pid` every `everyMs`; `stop()` returns { peakKb, samples }. */
-function rssSampler(pid, everyMs) {
-  let peakKb = procStatusKb(pid, 'VmRSS') ?? 0;
-  let samples = 1;
-  const timer = setInterval(() => {
-    const now = procStatusKb(pid, 'VmRSS');
-    if (now !== null) {
-      samples++;
-      if (now > peakKb) peakKb = now;
-    }
-  }, everyMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      const now = procStatusKb(pid, 'VmRSS');
-      if (now !== null && now > peakKb) peakKb = now;
-      return { peakKb, samples };
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Server processes and temporary directories: every one is tracked and removed on exit, whatever happens.

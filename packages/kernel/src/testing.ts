@@ -1,6 +1,7 @@
 // Test-server discovery shared by every contract suite: the scale backends run against a real server when one
 // is reachable, and skip loudly (or fail, in CI) when it is not.
 import { Redis } from 'ioredis';
+import pg from 'pg';
 
 const PING_TIMEOUT_MS = 1000;
 
@@ -42,6 +43,38 @@ async function pings(url: string): Promise<boolean> {
   } finally {
     clearTimeout(timer);
     client?.disconnect();
+  }
+}
+
+/**
+ * The PostgreSQL test server URL (`TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`) when it
+ * answers `select 1` within 1 s; otherwise null with one line on stderr, or an Error when `CI=true`.
+ */
+export async function testDatabaseUrl(): Promise<string | null> {
+  const url = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  if (await answersSql(url)) return url;
+  if (process.env.CI === 'true') {
+    throw new Error(`The PostgreSQL test server is required in CI but is not reachable at ${url}`);
+  }
+  process.stderr.write(`PostgreSQL test server not reachable at ${url}: skipping PostgreSQL tests\n`);
+  return null;
+}
+
+async function answersSql(url: string): Promise<boolean> {
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: PING_TIMEOUT_MS,
+    query_timeout: PING_TIMEOUT_MS,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
   }
 }
 

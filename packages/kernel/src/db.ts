@@ -1,0 +1,534 @@
+// SQL through one query layer (Kysely) on either PGlite — PostgreSQL compiled to WebAssembly, embedded in the
+// process, the default — or a PostgreSQL server for many instances. Both dialects return the same JavaScript
+// values:
+// - int8 (bigint, count(*)): a number, or a BigInt beyond Number.MAX_SAFE_INTEGER (PGlite's own rule);
+// - numeric (avg(), sum(bigint)): a number (a double: digits beyond ~15 significant ones are rounded);
+// - timestamptz: a Date; timestamp without time zone: a Date read as UTC; date: a Date at UTC midnight.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Extensions, PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  PostgresAdapter,
+  PostgresDialect,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryCompiler,
+  type QueryResult,
+  sql,
+  type TransactionSettings,
+} from 'kysely';
+import pg from 'pg';
+import { ConfigError } from './config.js';
+import type { Logger } from './log.js';
+
+/** Which engine a Database runs on. */
+export type SqlDialect = 'pglite' | 'postgres';
+
+/** One schema change: plain SQL, possibly several statements, applied once per namespace. */
+export interface Migration {
+  name: string;
+  sql: string;
+}
+
+/** Where and how to open a Database. */
+export interface OpenDatabaseOptions {
+  /** postgres:// (or postgresql://) URL → PostgreSQL through a pg Pool; undefined → PGlite */
+  url?: string;
+  /** PGlite data directory (created if missing); undefined → in-memory PGlite */
+  dataDir?: string;
+  /** load pgvector (PGlite: the bundled extension; PostgreSQL: CREATE EXTENSION IF NOT EXISTS vector) */
+  vector?: boolean;
+  /** PostgreSQL pool size (default 10) */
+  poolSize?: number;
+  /** shown in pg_stat_activity (PostgreSQL) */
+  applicationName?: string;
+  /** receives errors of idle pooled connections (PostgreSQL), which would otherwise go unnoticed */
+  logger?: Logger;
+}
+
+/** An open database: the Kysely handle plus health, migrations and shutdown. */
+export interface Database<DB> {
+  readonly kysely: Kysely<DB>;
+  readonly dialect: SqlDialect;
+  /** one cheap round trip; rejects when the database is unreachable */
+  ping(): Promise<void>;
+  /**
+   * Applies the migrations not yet applied, in order, each in its own transaction, recorded in table
+   * quintet_migrations(namespace, name, applied_at); concurrent callers (two processes on one PostgreSQL) are
+   * serialised with an advisory lock; returns the names applied now.
+   */
+  migrate(namespace: string, migrations: readonly Migration[]): Promise<string[]>;
+  /** releases the pool or the embedded engine and its data directory lock; safe to call twice */
+  close(): Promise<void>;
+}
+
+const DEFAULT_POOL_SIZE = 10;
+const CONNECT_TIMEOUT_MS = 5000;
+const LOCK_FILE = '.quintet.lock';
+// One advisory lock key for every namespace: migrations are rare, so serialising all of them costs nothing.
+const MIGRATION_LOCK_KEY = 0x71_75_69_6e; // "quin"
+const VECTOR_MISSING_MESSAGE = 'the vector extension is not installed on this PostgreSQL server';
+
+/** Opens PGlite (in memory or on `dataDir`) or a PostgreSQL pool (`url`) behind one Kysely handle. */
+export async function openDatabase<DB>(options: OpenDatabaseOptions): Promise<Database<DB>> {
+  if (options.url !== undefined) return openPostgres<DB>(options.url, options);
+  return openPglite<DB>(options);
+}
+
+async function openPostgres<DB>(url: string, options: OpenDatabaseOptions): Promise<Database<DB>> {
+  validateDatabaseUrl(url);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? DEFAULT_POOL_SIZE,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // TCP keep-alive notices a server that vanished without closing the socket (no per-query timeout: a
+    // long migration or report query is legitimate).
+    keepAlive: true,
+    ...(options.applicationName === undefined ? {} : { application_name: options.applicationName }),
+    types: { getTypeParser: postgresTypeParser },
+  });
+  // Without a listener, an idle client losing its server (restart, failover) would crash the process.
+  pool.on('error', (error) => {
+    options.logger?.warn({ err: error, database: redactDatabaseUrl(url) }, 'idle database connection failed');
+  });
+  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const database = createDatabase(kysely, 'postgres', async () => {
+    if (!pool.ending && !pool.ended) await pool.end();
+  });
+  if (options.vector) {
+    try {
+      await sql`create extension if not exists vector`.execute(kysely);
+    } catch (error) {
+      await database.close();
+      const code = sqlState(error);
+      // 0A000: "extension is not available" (PostgreSQL 15+); 58P01: no control file (older servers).
+      if (code === '0A000' || code === '58P01') throw new Error(VECTOR_MISSING_MESSAGE, { cause: error });
+      throw error;
+    }
+  }
+  return database;
+}
+
+async function openPglite<DB>(options: OpenDatabaseOptions): Promise<Database<DB>> {
+  let releaseLock = () => {};
+  if (options.dataDir !== undefined) {
+    mkdirSync(options.dataDir, { recursive: true });
+    releaseLock = lockDataDir(options.dataDir);
+  }
+  let engine: PGlite | undefined;
+  try {
+    const extensions: Extensions = options.vector
+      ? { vector: (await import('@electric-sql/pglite/vector')).vector }
+      : {};
+    engine = await PGlite.create({
+      ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+      extensions,
+      parsers: PGLITE_PARSERS,
+    });
+    if (options.vector) await engine.exec('create extension if not exists vector');
+  } catch (error) {
+    await engine?.close().catch(() => {});
+    releaseLock();
+    throw error;
+  }
+  const opened = engine;
+  const kysely = new Kysely<DB>({ dialect: new PgliteDialect(opened) });
+  return createDatabase(kysely, 'pglite', async () => {
+    try {
+      if (!opened.closed) await opened.close();
+    } finally {
+      releaseLock();
+    }
+  });
+}
+
+/** `release` frees what Kysely's destroy leaves behind: it skips drivers that never ran a query. */
+function createDatabase<DB>(
+  kysely: Kysely<DB>,
+  dialect: SqlDialect,
+  release: () => Promise<void>,
+): Database<DB> {
+  let closing: Promise<void> | undefined;
+  return {
+    kysely,
+    dialect,
+    async ping() {
+      await sql`select 1`.execute(kysely);
+    },
+    migrate: (namespace, migrations) => migrate(kysely, namespace, migrations),
+    close() {
+      closing ??= kysely.destroy().finally(release);
+      return closing;
+    },
+  };
+}
+
+async function migrate<DB>(
+  kysely: Kysely<DB>,
+  namespace: string,
+  migrations: readonly Migration[],
+): Promise<string[]> {
+  const names = new Set<string>();
+  for (const migration of migrations) {
+    if (names.has(migration.name)) throw new Error(`Duplicate migration name ${namespace}/${migration.name}`);
+    names.add(migration.name);
+  }
+  const lock = sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)})`;
+  const alreadyApplied = await kysely.transaction().execute(async (trx) => {
+    await lock.execute(trx);
+    // Created under the lock: two servers running CREATE TABLE IF NOT EXISTS at once can both try to create it.
+    await sql`create table if not exists quintet_migrations (
+      namespace text not null,
+      name text not null,
+      applied_at timestamptz not null default now(),
+      primary key (namespace, name)
+    )`.execute(trx);
+    const { rows } = await sql<{
+      name: string;
+    }>`select name from quintet_migrations where namespace = ${namespace}`.execute(trx);
+    return new Set(rows.map((row) => row.name));
+  });
+  const appliedNow: string[] = [];
+  for (const migration of migrations) {
+    if (alreadyApplied.has(migration.name)) continue;
+    const applied = await kysely.transaction().execute(async (trx) => {
+      await lock.execute(trx);
+      // Checked again under the lock: another caller may have applied it since the first read.
+      const { rows } =
+        await sql`select 1 from quintet_migrations where namespace = ${namespace} and name = ${migration.name}`.execute(
+          trx,
+        );
+      if (rows.length > 0) return false;
+      try {
+        await sql.raw(migration.sql).execute(trx);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`Migration ${namespace}/${migration.name} failed: ${reason}`, { cause: error });
+      }
+      await sql`insert into quintet_migrations (namespace, name) values (${namespace}, ${migration.name})`.execute(
+        trx,
+      );
+      return true;
+    });
+    if (applied) appliedNow.push(migration.name);
+  }
+  return appliedNow;
+}
+
+/** Throws a ConfigError naming DATABASE_URL unless `url` is a postgres:// or postgresql:// URL with a host. */
+export function validateDatabaseUrl(url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// URL');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new ConfigError(
+      'DATABASE_URL',
+      `must be a postgres:// or postgresql:// URL, not ${parsed.protocol}//`,
+    );
+  }
+  if (parsed.hostname === '' && !parsed.searchParams.has('host'))
+    throw new ConfigError('DATABASE_URL', 'has no host');
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  // SQLSTATE: the server is shutting down, restarting, or has no connection slot left.
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+
+const UNAVAILABLE_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Cannot use a pool after calling end on the pool',
+  'Client has encountered a connection error and is not queryable',
+  'Client was closed and is not queryable',
+  'driver has already been destroyed',
+  'PGlite is closed',
+];
+
+/** True for connection-level failures (refused, reset, timeout, terminated, pool closed): the caller answers 503. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return someCause(error, (current) => {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    return UNAVAILABLE_MESSAGES.some((text) => current.message.startsWith(text));
+  });
+}
+
+/** True for unique-constraint violations (SQLSTATE 23505) on either dialect. */
+export function isUniqueViolation(error: unknown): boolean {
+  return someCause(error, (current) => (current as { code?: unknown }).code === '23505');
+}
+
+/** The URL with any password (in the user info or a `password` parameter) replaced by ***, for logs. */
+export function redactDatabaseUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not a URL: still hide whatever sits between "user:" and "@".
+    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  }
+  if (parsed.password !== '') parsed.password = '***';
+  if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+  return parsed.toString();
+}
+
+/** Walks an error, its causes and the members of an AggregateError (Node's multi-address connect failures). */
+function someCause(error: unknown, test: (error: Error) => boolean): boolean {
+  const pending: unknown[] = [error];
+  for (let seen = 0; pending.length > 0 && seen < 20; seen++) {
+    const current = pending.shift();
+    if (!(current instanceof Error)) continue;
+    if (test(current)) return true;
+    if (current.cause !== undefined) pending.push(current.cause);
+    if (current instanceof AggregateError) pending.push(...current.errors);
+  }
+  return false;
+}
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+// ---- value parsing shared by both dialects ----
+
+const OID_INT8 = 20;
+const OID_NUMERIC = 1700;
+const OID_DATE = 1082;
+const OID_TIMESTAMP = 1114;
+const OID_TIMESTAMPTZ = 1184;
+
+function parseInt8(text: string): number | bigint {
+  const value = BigInt(text);
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+    ? Number(value)
+    : value;
+}
+
+function parseNumeric(text: string): number {
+  return Number(text); // 'NaN' → NaN; 'Infinity' → Infinity
+}
+
+function parseDate(text: string): Date | string {
+  return /^\d{4}-\d{2}-\d{2}$/.test(text) ? new Date(`${text}T00:00:00Z`) : text; // 'infinity', BC dates: as text
+}
+
+const PGLITE_PARSERS = { [OID_INT8]: parseInt8, [OID_NUMERIC]: parseNumeric, [pgliteTypes.DATE]: parseDate };
+
+function postgresTypeParser(oid: number, format?: 'text' | 'binary'): (text: string) => unknown {
+  const builtin = pg.types.getTypeParser(oid, format ?? 'text') as (text: string) => unknown;
+  if (format === 'binary') return builtin;
+  switch (oid) {
+    case OID_INT8:
+      return parseInt8;
+    case OID_NUMERIC:
+      return parseNumeric;
+    case OID_DATE:
+      return parseDate;
+    case OID_TIMESTAMP: {
+      const parseTimestamptz = pg.types.getTypeParser(OID_TIMESTAMPTZ, 'text') as (text: string) => unknown;
+      return (text) => (/^\d/.test(text) ? parseTimestamptz(`${text}+00`) : parseTimestamptz(text));
+    }
+    default:
+      return builtin;
+  }
+}
+
+// ---- PGlite data directory lock ----
+
+/**
+ * Claims `dataDir` for this process with `<dataDir>/.quintet.lock` holding the pid: two engines writing one
+ * directory would corrupt it. A lock left by a process that no longer runs is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const path = join(dataDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number.parseInt(readLock(path), 10);
+      if (Number.isInteger(holder) && holder > 0 && processRuns(holder)) {
+        const who = holder === process.pid ? 'this process' : `process ${holder}`;
+        throw new Error(`The database directory ${dataDir} is already open in ${who} (lock file ${path})`);
+      }
+      rmSync(path, { force: true }); // stale: its process is gone
+      continue;
+    }
+    try {
+      writeSync(fd, `${process.pid}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (readLock(path).trim() === String(process.pid)) rmSync(path, { force: true });
+    };
+  }
+  throw new Error(`Could not lock the database directory ${dataDir} (lock file ${path})`);
+}
+
+function readLock(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // alive, owned by another user
+  }
+}
+
+// ---- Kysely dialect for PGlite ----
+
+/**
+ * PGlite is one connection: the driver hands it to one Kysely caller at a time (a transaction keeps it until
+ * commit or rollback), so concurrent transactions never interleave. Inside `kysely.transaction()` use the
+ * transaction handle: the outer handle would wait for the connection the transaction holds.
+ */
+class PgliteDialect implements Dialect {
+  constructor(private readonly engine: PGlite) {}
+  createAdapter() {
+    return new PostgresAdapter();
+  }
+  createDriver(): Driver {
+    return new PgliteDriver(this.engine);
+  }
+  createQueryCompiler(): QueryCompiler {
+    return new PostgresQueryCompiler();
+  }
+  createIntrospector(db: Kysely<unknown>) {
+    return new PostgresIntrospector(db);
+  }
+}
+
+class PgliteConnection implements DatabaseConnection {
+  constructor(private readonly engine: PGlite) {}
+
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    if (compiledQuery.parameters.length === 0) {
+      // The simple protocol accepts several statements (migrations); the extended one only one.
+      const results = await this.engine.exec(compiledQuery.sql);
+      const last = results.at(-1);
+      const affected = results.reduce((sum, result) => sum + (result.affectedRows ?? 0), 0);
+      return { rows: (last?.rows ?? []) as R[], ...affectedRows(compiledQuery, affected) };
+    }
+    const result = await this.engine.query<R>(compiledQuery.sql, [...compiledQuery.parameters]);
+    return { rows: result.rows, ...affectedRows(compiledQuery, result.affectedRows ?? 0) };
+  }
+
+  // PGlite returns whole results: streaming just slices them.
+  async *streamQuery<R>(
+    compiledQuery: CompiledQuery,
+    chunkSize = 100,
+  ): AsyncIterableIterator<QueryResult<R>> {
+    const { rows } = await this.executeQuery<R>(compiledQuery);
+    for (let start = 0; start < rows.length; start += chunkSize)
+      yield { rows: rows.slice(start, start + chunkSize) };
+  }
+}
+
+function affectedRows(compiledQuery: CompiledQuery, count: number): { numAffectedRows?: bigint } {
+  const kind = compiledQuery.query.kind;
+  const writes =
+    kind === 'InsertQueryNode' ||
+    kind === 'UpdateQueryNode' ||
+    kind === 'DeleteQueryNode' ||
+    kind === 'MergeQueryNode';
+  return writes ? { numAffectedRows: BigInt(count) } : {};
+}
+
+class PgliteDriver implements Driver {
+  private readonly connection: PgliteConnection;
+  private held = false;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly engine: PGlite) {
+    this.connection = new PgliteConnection(engine);
+  }
+
+  async init(): Promise<void> {
+    if (this.engine.closed) throw new Error('PGlite is closed');
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    if (this.engine.closed) throw new Error('PGlite is closed');
+    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.held = true;
+    return this.connection;
+  }
+
+  async releaseConnection(): Promise<void> {
+    const next = this.waiting.shift();
+    if (next)
+      next(); // hand over directly, so no newcomer slips in between
+    else this.held = false;
+  }
+
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    let statement = 'begin';
+    if (settings.isolationLevel || settings.accessMode) {
+      statement = 'start transaction';
+      if (settings.isolationLevel) statement += ` isolation level ${settings.isolationLevel}`;
+      if (settings.accessMode) statement += ` ${settings.accessMode}`;
+    }
+    await connection.executeQuery(CompiledQuery.raw(statement));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('commit'));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('rollback'));
+  }
+
+  async savepoint(connection: DatabaseConnection, name: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(`savepoint ${quoteIdentifier(name)}`));
+  }
+
+  async rollbackToSavepoint(connection: DatabaseConnection, name: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(`rollback to savepoint ${quoteIdentifier(name)}`));
+  }
+
+  async releaseSavepoint(connection: DatabaseConnection, name: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(`release savepoint ${quoteIdentifier(name)}`));
+  }
+
+  async destroy(): Promise<void> {
+    if (!this.engine.closed) await this.engine.close();
+  }
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

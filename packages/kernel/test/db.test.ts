@@ -1,0 +1,477 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ColumnType, type Kysely, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Database,
+  isDatabaseUnavailable,
+  isUniqueViolation,
+  type Migration,
+  type OpenDatabaseOptions,
+  openDatabase,
+  redactDatabaseUrl,
+} from '../src/db.js';
+import { testDatabaseUrl } from '../src/testing.js';
+
+const serverUrl = await testDatabaseUrl();
+const REFUSED_URL = 'postgres://postgres@127.0.0.1:1/x';
+
+interface Tables {
+  notes: { id: number; body: string; created_at: ColumnType<Date, never, never> };
+  counter: { id: number; value: number };
+}
+
+const NOTES: Migration[] = [
+  {
+    name: '001_notes',
+    // Several statements in one migration; CREATE TABLE without IF NOT EXISTS fails when applied twice.
+    sql: `create table notes (id integer primary key, body text not null unique);
+          alter table notes add column created_at timestamptz not null default now();`,
+  },
+  { name: '002_counter', sql: 'create table counter (id integer primary key, value integer not null)' },
+];
+
+interface Backend {
+  name: string;
+  /** opens a handle on the backend's database (PostgreSQL: a new pool, like another process would) */
+  open(extra?: Partial<OpenDatabaseOptions>): Promise<Database<Tables>>;
+  cleanup(): Promise<void>;
+  /** a second, independent handle on the same database, when the backend allows one */
+  concurrentOpen: boolean;
+}
+
+function pgliteMemory(): Backend {
+  return {
+    name: 'PGlite in memory',
+    // With pgvector loaded, which must leave everything else as it is.
+    open: (extra) => openDatabase({ vector: true, ...extra }),
+    cleanup: async () => {},
+    concurrentOpen: false,
+  };
+}
+
+function pgliteDirectory(): Backend {
+  const root = mkdtempSync(join(tmpdir(), 'kernel-db-'));
+  return {
+    name: 'PGlite on a data directory',
+    open: (extra) => openDatabase({ dataDir: join(root, `db-${randomUUID()}`), ...extra }),
+    cleanup: async () => rmSync(root, { recursive: true, force: true }),
+    concurrentOpen: false,
+  };
+}
+
+/** PostgreSQL, every table in a schema of its own (other test files share the server), dropped afterwards. */
+function postgres(url: string): Backend {
+  const schemas: string[] = [];
+  return {
+    name: 'PostgreSQL',
+    async open(extra) {
+      const schema = `kernel_db_${randomUUID().replaceAll('-', '')}`;
+      schemas.push(schema);
+      await withAdmin(url, (admin) => sql`create schema ${sql.id(schema)}`.execute(admin));
+      return openDatabase({ url: urlWithSchema(url, schema), ...extra });
+    },
+    async cleanup() {
+      await withAdmin(url, async (admin) => {
+        for (const schema of schemas)
+          await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin);
+      });
+    },
+    concurrentOpen: true,
+  };
+}
+
+function urlWithSchema(url: string, schema: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('options', `-c search_path=${schema}`);
+  return parsed.toString();
+}
+
+async function withAdmin<T>(url: string, work: (admin: Kysely<unknown>) => Promise<T>): Promise<T> {
+  const admin = await openDatabase<unknown>({ url, poolSize: 1 });
+  try {
+    return await work(admin.kysely);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** A second handle on the same database: a new pool on PostgreSQL; on PGlite (one connection) the same one. */
+async function secondHandle(backend: Backend, first: Database<Tables>): Promise<Database<Tables>> {
+  if (!backend.concurrentOpen) return first;
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(first.kysely);
+  const schema = rows[0]?.schema;
+  if (!schema || !serverUrl) throw new Error('no schema');
+  return openDatabase<Tables>({ url: urlWithSchema(serverUrl, schema) });
+}
+
+const backends: Backend[] = [pgliteMemory(), pgliteDirectory()];
+if (serverUrl) backends.push(postgres(serverUrl));
+else it.skip('PostgreSQL contract (server not reachable)', () => {});
+
+for (const backend of backends) {
+  describe(`database contract: ${backend.name}`, () => {
+    let db: Database<Tables>;
+
+    beforeAll(async () => {
+      db = await backend.open();
+    });
+
+    afterAll(async () => {
+      await db?.close();
+      await backend.cleanup();
+    });
+
+    it('answers ping and names its dialect', async () => {
+      await expect(db.ping()).resolves.toBeUndefined();
+      expect(db.dialect).toBe(backend.name === 'PostgreSQL' ? 'postgres' : 'pglite');
+    });
+
+    it('applies migrations once, in order, and records them per namespace', async () => {
+      expect(await db.migrate('notes', NOTES)).toEqual(['001_notes', '002_counter']);
+      expect(await db.migrate('notes', NOTES)).toEqual([]);
+      const third: Migration = { name: '003_index', sql: 'create index notes_created on notes (created_at)' };
+      expect(await db.migrate('notes', [...NOTES, third])).toEqual(['003_index']);
+      // Another namespace has its own history.
+      expect(
+        await db.migrate('other', [{ name: '001_notes', sql: 'create table other_notes (id int)' }]),
+      ).toEqual(['001_notes']);
+      const recorded = await sql<{ namespace: string; name: string; applied_at: Date }>`
+        select namespace, name, applied_at from quintet_migrations order by namespace, name`.execute(
+        db.kysely,
+      );
+      expect(recorded.rows.map((row) => `${row.namespace}/${row.name}`)).toEqual([
+        'notes/001_notes',
+        'notes/002_counter',
+        'notes/003_index',
+        'other/001_notes',
+      ]);
+      expect(recorded.rows[0]?.applied_at).toBeInstanceOf(Date);
+    });
+
+    it('serialises concurrent migrate calls: each migration is applied exactly once', async () => {
+      const other = await secondHandle(backend, db);
+      try {
+        const migrations: Migration[] = Array.from({ length: 4 }, (_, index) => ({
+          name: `00${index}_race`,
+          sql: `create table race_${index} (id int); insert into race_${index} values (${index});`,
+        }));
+        const [first, second] = await Promise.all([
+          db.migrate('race', migrations),
+          other.migrate('race', migrations),
+        ]);
+        expect([...first, ...second].sort()).toEqual(migrations.map((migration) => migration.name));
+        const { rows } = await sql<{ n: number }>`select count(*) as n from race_3`.execute(db.kysely);
+        expect(rows[0]?.n).toBe(1);
+      } finally {
+        if (other !== db) await other.close();
+      }
+    });
+
+    it('rolls back a failing migration whole, keeps the earlier ones and names it in the error', async () => {
+      const migrations: Migration[] = [
+        { name: '001_ok', sql: 'create table kept (id int)' },
+        { name: '002_broken', sql: 'create table half_done (id int); select * from no_such_table;' },
+      ];
+      await expect(db.migrate('broken', migrations)).rejects.toThrow(
+        /^Migration broken\/002_broken failed: .*no_such_table/,
+      );
+      const tables = await sql<{ name: string }>`
+        select table_name as name from information_schema.tables
+        where table_schema = current_schema() and table_name in ('kept', 'half_done')`.execute(db.kysely);
+      expect(tables.rows.map((row) => row.name)).toEqual(['kept']);
+      expect(await db.migrate('broken', migrations.slice(0, 1))).toEqual([]);
+    });
+
+    it('refuses duplicate migration names', async () => {
+      const twice: Migration[] = [
+        { name: 'same', sql: 'select 1' },
+        { name: 'same', sql: 'select 2' },
+      ];
+      await expect(db.migrate('dup', twice)).rejects.toThrow('Duplicate migration name dup/same');
+    });
+
+    it('commits a transaction and rolls one back on error', async () => {
+      await db.kysely.transaction().execute(async (trx) => {
+        await trx.insertInto('notes').values({ id: 1, body: 'kept' }).execute();
+      });
+      await expect(
+        db.kysely.transaction().execute(async (trx) => {
+          await trx.insertInto('notes').values({ id: 2, body: 'discarded' }).execute();
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow('abort');
+      const rows = await db.kysely
+        .selectFrom('notes')
+        .select(['id', 'body', 'created_at'])
+        .orderBy('id')
+        .execute();
+      expect(rows.map((row) => [row.id, row.body])).toEqual([[1, 'kept']]);
+      expect(rows[0]?.created_at).toBeInstanceOf(Date);
+    });
+
+    it('reports unique violations and counts rows affected', async () => {
+      const duplicate = await db.kysely
+        .insertInto('notes')
+        .values({ id: 1, body: 'again' })
+        .execute()
+        .catch((error: unknown) => error);
+      expect(isUniqueViolation(duplicate)).toBe(true);
+      expect(isDatabaseUnavailable(duplicate)).toBe(false);
+      const other = await db.kysely
+        .insertInto('notes')
+        .values({ id: 3, body: null as unknown as string })
+        .execute()
+        .catch((error: unknown) => error);
+      expect(other).toBeInstanceOf(Error);
+      expect(isUniqueViolation(other)).toBe(false);
+
+      const none = await db.kysely
+        .updateTable('notes')
+        .set({ body: 'x' })
+        .where('id', '=', 999)
+        .executeTakeFirst();
+      expect(none.numUpdatedRows).toBe(0n);
+      const one = await db.kysely
+        .updateTable('notes')
+        .set({ body: 'kept!' })
+        .where('id', '=', 1)
+        .executeTakeFirst();
+      expect(one.numUpdatedRows).toBe(1n);
+    });
+
+    it('returns int8 and numeric as numbers, timestamps and dates as Dates', async () => {
+      const { rows } = await sql<Record<string, unknown>>`
+        select count(*) as count, 42::int8 as big, 9007199254740993::int8 as huge, 2.5::numeric as ratio,
+               '2024-01-02T03:04:05Z'::timestamptz as at, '2024-01-02 03:04:05'::timestamp as local,
+               '2024-01-02'::date as day
+        from notes`.execute(db.kysely);
+      expect(rows[0]).toEqual({
+        count: 1,
+        big: 42,
+        huge: 9007199254740993n,
+        ratio: 2.5,
+        at: new Date('2024-01-02T03:04:05Z'),
+        local: new Date('2024-01-02T03:04:05Z'),
+        day: new Date('2024-01-02T00:00:00Z'),
+      });
+      // Same values through a parameterised query (another protocol path on PGlite).
+      const counted = await db.kysely
+        .selectFrom('notes')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('id', '>', 0)
+        .executeTakeFirst();
+      expect(counted?.n).toBe(1);
+    });
+
+    it.runIf(!backend.concurrentOpen)(
+      'never interleaves concurrent transactions on its single connection',
+      async () => {
+        await db.kysely.insertInto('counter').values({ id: 1, value: 0 }).execute();
+        const events: string[] = [];
+        // Read-modify-write with a pause in between: interleaving would lose increments.
+        await Promise.all(
+          Array.from({ length: 8 }, (_, index) =>
+            db.kysely.transaction().execute(async (trx) => {
+              events.push(`begin ${index}`);
+              const row = await trx
+                .selectFrom('counter')
+                .select('value')
+                .where('id', '=', 1)
+                .executeTakeFirstOrThrow();
+              await new Promise((resolve) => setTimeout(resolve, 5));
+              await trx
+                .updateTable('counter')
+                .set({ value: row.value + 1 })
+                .where('id', '=', 1)
+                .execute();
+              events.push(`end ${index}`);
+            }),
+          ),
+        );
+        const final = await db.kysely.selectFrom('counter').select('value').executeTakeFirstOrThrow();
+        expect(final.value).toBe(8);
+        expect(events).toEqual(
+          Array.from({ length: 8 }, (_, index) => [`begin ${index}`, `end ${index}`]).flat(),
+        );
+      },
+    );
+
+    it.runIf(backend.name === 'PGlite in memory')(
+      'loads pgvector: a vector(3) column orders by cosine distance',
+      async () => {
+        await db.migrate('vectors', [
+          {
+            name: '001_items',
+            sql: `create table items (id int primary key, embedding vector(3) not null);
+                insert into items values (1, '[1,0,0]'), (2, '[0,1,0]'), (3, '[0.9,0.1,0]');`,
+          },
+        ]);
+        const { rows } = await sql<{ id: number }>`
+        select id from items order by embedding <=> ${'[1,0,0]'}::vector limit 3`.execute(db.kysely);
+        expect(rows.map((row) => row.id)).toEqual([1, 3, 2]);
+      },
+    );
+
+    it('rejects with an "unavailable" error once closed (last: it closes the shared handle)', async () => {
+      await db.close();
+      await db.close(); // twice is harmless
+      const error = await db.ping().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(Error);
+      expect(isDatabaseUnavailable(error)).toBe(true);
+      const query = await db.kysely
+        .selectFrom('notes')
+        .selectAll()
+        .execute()
+        .catch((caught: unknown) => caught);
+      expect(isDatabaseUnavailable(query)).toBe(true);
+    });
+  });
+}
+
+describe('PGlite specifics', () => {
+  let root: string;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'kernel-pglite-'));
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('keeps data across close and reopen, refuses a second opener, takes over the lock of a dead process', async () => {
+    const dataDir = join(root, 'nested', 'persist');
+    const lockFile = join(dataDir, '.quintet.lock');
+    const first = await openDatabase<Tables>({ dataDir });
+    try {
+      expect(readFileSync(lockFile, 'utf8')).toBe(`${process.pid}\n`);
+      await expect(openDatabase({ dataDir })).rejects.toThrow(
+        `The database directory ${dataDir} is already open in this process (lock file ${lockFile})`,
+      );
+      await first.migrate('notes', NOTES);
+      await first.kysely.insertInto('notes').values({ id: 7, body: 'survives' }).execute();
+    } finally {
+      await first.close();
+    }
+    expect(existsSync(lockFile)).toBe(false);
+
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(lockFile, `${live.pid}\n`);
+      await expect(openDatabase({ dataDir })).rejects.toThrow(`already open in process ${live.pid}`);
+    } finally {
+      live.kill();
+    }
+
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(lockFile, `${deadPid}\n`);
+    const second = await openDatabase<Tables>({ dataDir });
+    try {
+      expect(readFileSync(lockFile, 'utf8')).toBe(`${process.pid}\n`);
+      expect(await second.migrate('notes', NOTES)).toEqual([]);
+      const rows = await second.kysely.selectFrom('notes').select(['id', 'body']).execute();
+      expect(rows).toEqual([{ id: 7, body: 'survives' }]);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('PostgreSQL specifics', () => {
+  it('reports a refused connection as unavailable', async () => {
+    const db = await openDatabase({ url: REFUSED_URL });
+    try {
+      const error = await db.ping().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(Error);
+      expect(isDatabaseUnavailable(error)).toBe(true);
+      expect(isUniqueViolation(error)).toBe(false);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('rejects a URL that is not postgres://', async () => {
+    await expect(openDatabase({ url: 'mysql://localhost/x' })).rejects.toThrow(
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL, not mysql://',
+    );
+  });
+
+  it.skipIf(!serverUrl)('says clearly that the server has no vector extension', async () => {
+    if (!serverUrl) return;
+    const available = await withAdmin(serverUrl, async (admin) => {
+      const { rows } = await sql`select 1 from pg_available_extensions where name = 'vector'`.execute(admin);
+      return rows.length > 0;
+    });
+    if (available) {
+      const db = await openDatabase({ url: serverUrl, vector: true });
+      await db.close();
+      return;
+    }
+    await expect(openDatabase({ url: serverUrl, vector: true })).rejects.toThrow(
+      /^the vector extension is not installed on this PostgreSQL server$/,
+    );
+  });
+});
+
+describe('isDatabaseUnavailable / redactDatabaseUrl', () => {
+  it('recognises connection failures through causes and aggregate errors, and nothing else', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    expect(isDatabaseUnavailable(new AggregateError([refused], ''))).toBe(true);
+    expect(isDatabaseUnavailable(new Error('wrapped', { cause: refused }))).toBe(true);
+    expect(isDatabaseUnavailable(Object.assign(new Error('terminating connection'), { code: '57P01' }))).toBe(
+      true,
+    );
+    expect(isDatabaseUnavailable(Object.assign(new Error('connection failure'), { code: '08006' }))).toBe(
+      true,
+    );
+    expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isDatabaseUnavailable(Object.assign(new Error('syntax error'), { code: '42601' }))).toBe(false);
+    expect(isDatabaseUnavailable('ECONNREFUSED')).toBe(false);
+    expect(isUniqueViolation(Object.assign(new Error('dup'), { code: '23505' }))).toBe(true);
+  });
+
+  it('hides passwords and nothing else', () => {
+    expect(redactDatabaseUrl('postgres://app:s3cret@db:5432/owsc')).toBe('postgres://app:***@db:5432/owsc');
+    expect(redactDatabaseUrl('postgresql://app@db/owsc?sslmode=require')).toBe(
+      'postgresql://app@db/owsc?sslmode=require',
+    );
+    expect(redactDatabaseUrl('postgres://db/owsc?password=s3cret')).toBe('postgres://db/owsc?password=***');
+    expect(redactDatabaseUrl('not a url //app:s3cret@db')).toBe('not a url //app:***@db');
+  });
+});
+
+describe('close', () => {
+  it('releases everything: a process that opened and closed databases exits by itself', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kernel-db-exit-'));
+    const script = `
+      const { openDatabase } = await import(${JSON.stringify(new URL('../src/db.ts', import.meta.url).href)});
+      const embedded = await openDatabase({ dataDir: ${JSON.stringify(dataDir)} });
+      await embedded.ping();
+      await embedded.close();
+      const url = ${JSON.stringify(serverUrl ?? REFUSED_URL)};
+      const server = await openDatabase({ url });
+      await server.ping().catch(() => {});
+      await server.close();
+      process.stdout.write('closed');
+    `;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      clearTimeout(timer);
+      expect(output).toBe('closed');
+      expect(code).toBe(0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
