@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** name, bin (relative to the repo), port — in the order of the services table. */
+/** name, bin (relative to the repo), port, the bin's server command — in the order of the services table. */
 const SERVICES = [
   { name: 'docops', bin: 'services/docops/bin/docops.js', port: 8000 },
-  { name: 'openworld-chem', bin: 'services/owsc/bin/openworld-chem.js', port: 8001 },
+  { name: 'openworld-chem', bin: 'services/owsc/bin/openworld-chem.js', port: 8001, command: 'dashboard' },
   { name: 'file-allocator', bin: 'services/allocator/bin/file-allocator.js', port: 8002 },
   { name: 'rag-assistant', bin: 'services/rag/bin/rag-assistant.js', port: 8003 },
   { name: 'raven-zero', bin: 'services/raven/bin/raven-zero.js', port: 8004 },
@@ -21,11 +21,15 @@ const children = new Map();
 let stopping = false;
 
 for (const service of available) {
-  const child = spawn(process.execPath, [service.bin, 'serve', '--port', String(service.port)], {
-    cwd: root,
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: process.env,
-  });
+  const child = spawn(
+    process.execPath,
+    [service.bin, service.command ?? 'serve', '--port', String(service.port)],
+    {
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: process.env,
+    },
+  );
   children.set(child, service);
   child.on('exit', (code, signal) => {
     children.delete(child);

@@ -181,3 +181,19 @@ export function resolvePort(
   }
   return fallback;
 }
+
+/** Throws a ConfigError naming REDIS_URL unless `url` is a `redis://` or `rediss://` URL. */
+export function validateRedisUrl(url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ConfigError('REDIS_URL', `must be a redis:// or rediss:// URL, not ${parsed.protocol}//`);
+  }
+  if (parsed.hostname === '') throw new ConfigError('REDIS_URL', 'has no host');
+  const db = parsed.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) throw new ConfigError('REDIS_URL', 'database must be a number');
+}

@@ -1,7 +1,8 @@
-// Fixed-window rate limits: one counter per (bucket, client, window), windows aligned to epoch multiples of
-// their length so every instance agrees on where a window starts and ends.
+// Fixed-window rate limits: one counter per (bucket, client, window). Two window rules: aligned to epoch
+// multiples of their length (every instance agrees on where a window starts and ends), or starting at a key's
+// first request.
 import type { Redis } from 'ioredis';
-import { RedisScript } from './redis.js';
+import { isRedisUnavailable, RedisScript } from './redis.js';
 
 export type RateUnit = 'second' | 'minute' | 'hour' | 'day';
 
@@ -121,5 +122,73 @@ export class RedisFixedWindowLimiter implements FixedWindowLimiter {
     const key = `${this.#prefix}rl:${bucket}:${client}:${start}`;
     const count = Number(await HIT.run(this.#redis, [key], [rule.windowSeconds]));
     return decide(rule, count, end, nowMs);
+  }
+}
+
+/**
+ * Fixed windows that start at a key's first request (a client's burst is measured from its own first request), in memory. Windows that have ended are
+ * purged at most once a second.
+ */
+export class MemoryFirstRequestLimiter implements FixedWindowLimiter {
+  readonly #windows = new Map<string, { count: number; endMs: number }>();
+  #nextPurgeMs = 0;
+
+  async hit(bucket: string, client: string, rule: RateRule, nowMs = Date.now()): Promise<RateDecision> {
+    return this.hitNow(`${bucket}\u0000${client}`, rule, nowMs);
+  }
+
+  /** The synchronous form of `hit` for a ready-made key. */
+  hitNow(key: string, rule: RateRule, nowMs = Date.now()): RateDecision {
+    if (nowMs >= this.#nextPurgeMs) this.#purge(nowMs);
+    let window = this.#windows.get(key);
+    if (window === undefined || window.endMs <= nowMs) {
+      window = { count: 0, endMs: nowMs + rule.windowSeconds * 1000 };
+      this.#windows.set(key, window);
+    }
+    window.count += 1;
+    return decide(rule, window.count, window.endMs / 1000, nowMs);
+  }
+
+  #purge(nowMs: number): void {
+    this.#nextPurgeMs = nowMs + 1000;
+    for (const [key, window] of this.#windows) if (window.endMs <= nowMs) this.#windows.delete(key);
+  }
+}
+
+// The window's expiry is set by the request that creates the key, so it starts at that first request.
+const HIT_FIRST_REQUEST_WINDOW = new RedisScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {n, redis.call('PTTL', KEYS[1])}
+`);
+
+/**
+ * Counters shared by every instance in Redis (`<prefix>rl:<bucket>:<client>`), falling back to the in-memory
+ * limiter while Redis is unreachable.
+ */
+export class RedisFirstRequestLimiter implements FixedWindowLimiter {
+  readonly #fallback = new MemoryFirstRequestLimiter();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async hit(bucket: string, client: string, rule: RateRule, nowMs = Date.now()): Promise<RateDecision> {
+    if (this.redis.status !== 'ready') return this.#fallback.hit(bucket, client, rule, nowMs);
+    try {
+      const reply = (await HIT_FIRST_REQUEST_WINDOW.run(
+        this.redis,
+        [`${this.prefix}rl:${bucket}:${client}`],
+        [rule.windowSeconds * 1000],
+      )) as [number, number];
+      const [count, ttlMs] = reply;
+      return decide(rule, Number(count), (nowMs + Math.max(0, Number(ttlMs))) / 1000, nowMs);
+    } catch (error) {
+      if (!isRedisUnavailable(error)) throw error;
+      return this.#fallback.hit(bucket, client, rule, nowMs);
+    }
   }
 }

@@ -2,9 +2,11 @@
 // timeout, never a request that hangs, and the client reconnects on its own when the server comes back.
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { ConfigError } from './config.js';
+import { validateRedisUrl } from './config.js';
 
 export type { Redis } from 'ioredis';
+// Kept here too: the URL check belongs with the configuration (cheap to import, no client library).
+export { validateRedisUrl };
 
 export interface ConnectRedisOptions {
   /** Every command (including scripts) rejects with "Command timed out" after this many milliseconds. */
@@ -20,22 +22,6 @@ const RECONNECT_CAP_MS = 2000;
 export function reconnectDelayMs(attempt: number): number {
   const exponential = RECONNECT_BASE_MS * 2 ** Math.min(Math.max(attempt - 1, 0), 10);
   return Math.min(exponential, RECONNECT_CAP_MS) + Math.floor(Math.random() * 50);
-}
-
-/** Throws a ConfigError naming REDIS_URL unless `url` is a `redis://` or `rediss://` URL. */
-export function validateRedisUrl(url: string): void {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL');
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ConfigError('REDIS_URL', `must be a redis:// or rediss:// URL, not ${parsed.protocol}//`);
-  }
-  if (parsed.hostname === '') throw new ConfigError('REDIS_URL', 'has no host');
-  const db = parsed.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d+$/.test(db)) throw new ConfigError('REDIS_URL', 'database must be a number');
 }
 
 /**

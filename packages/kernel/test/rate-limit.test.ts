@@ -3,8 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   describeRule,
   type FixedWindowLimiter,
+  MemoryFirstRequestLimiter,
   MemoryFixedWindowLimiter,
   parseRateRule,
+  RedisFirstRequestLimiter,
   RedisFixedWindowLimiter,
 } from '../src/rate-limit.js';
 import { connectRedis, type Redis, waitForRedis } from '../src/redis.js';
@@ -156,5 +158,72 @@ describe.skipIf(!url)('RedisFixedWindowLimiter (Redis test server)', () => {
     await limiter.hit('health', '203.0.113.9', parseRateRule('60/minute'), nowMs);
     const start = Math.floor(nowMs / 60_000) * 60;
     expect(await redis.get(`${prefix}rl:health:203.0.113.9:${start}`)).toBe('1');
+  });
+});
+
+describe('MemoryFirstRequestLimiter', () => {
+  const rule = parseRateRule('3/second');
+
+  it('starts the window at the first request of a key, not at a clock boundary', async () => {
+    const limiter = new MemoryFirstRequestLimiter();
+    const t0 = Date.UTC(2030, 0, 1) + 700; // 0.7 s into a clock second
+    for (let i = 0; i < 3; i++)
+      expect((await limiter.hit('api', 'ip', rule, t0 + i * 100)).allowed).toBe(true);
+    // 1.05 s after the first request the aligned window would have restarted; this one has 0.1 s left.
+    const refused = await limiter.hit('api', 'ip', rule, t0 + 900);
+    expect(refused).toMatchObject({ allowed: false, remaining: 0, retryAfterSeconds: 1 });
+    expect(refused.resetEpochSeconds).toBe((t0 + 1000) / 1000);
+    expect((await limiter.hit('api', 'ip', rule, t0 + 1000)).allowed).toBe(true);
+  });
+
+  it('keeps keys apart and counts a new window from its own first request', async () => {
+    const limiter = new MemoryFirstRequestLimiter();
+    const t0 = 5_000_000;
+    for (let i = 0; i < 3; i++) await limiter.hit('api', 'a', rule, t0);
+    expect((await limiter.hit('api', 'a', rule, t0)).allowed).toBe(false);
+    expect((await limiter.hit('api', 'b', rule, t0)).allowed).toBe(true);
+    expect((await limiter.hit('other', 'a', rule, t0)).allowed).toBe(true);
+    expect((await limiter.hit('api', 'a', rule, t0 + 1500)).remaining).toBe(2);
+  });
+});
+
+describe.skipIf(!url)('RedisFirstRequestLimiter (Redis test server)', () => {
+  const prefix = `test:rate-limit-first:${process.pid}:${randomUUID()}:`;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = connectRedis(url ?? '', { commandTimeoutMs: 2000, name: 'rate-limit-first-test' });
+    await waitForRedis(redis, 5000);
+  });
+
+  afterAll(async () => {
+    if (!redis) return;
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('shares one counter per key whose expiry is set by the first request', async () => {
+    const rule = parseRateRule('3/second');
+    const one = new RedisFirstRequestLimiter(redis, prefix);
+    const two = new RedisFirstRequestLimiter(redis, prefix);
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await (i % 2 === 0 ? one : two).hit('api', 'ip', rule));
+    expect(decisions.map((decision) => decision.allowed)).toEqual([true, true, true, false]);
+    const ttl = await redis.pttl(`${prefix}rl:api:ip`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(1000);
+    await new Promise((resolve) => setTimeout(resolve, ttl + 50));
+    expect((await one.hit('api', 'ip', rule)).remaining).toBe(2);
+  });
+
+  it('falls back to in-memory counters while Redis is unreachable', async () => {
+    const client = connectRedis(url ?? '', { commandTimeoutMs: 500, name: 'rate-limit-first-down' });
+    await waitForRedis(client, 5000);
+    const limiter = new RedisFirstRequestLimiter(client, prefix);
+    client.disconnect();
+    const rule = parseRateRule('1/second');
+    expect((await limiter.hit('api', 'down', rule)).allowed).toBe(true);
+    expect((await limiter.hit('api', 'down', rule)).allowed).toBe(false);
   });
 });

@@ -15,8 +15,8 @@ import {
   envRaw,
   envSecret,
   isProduction,
+  validateRedisUrl,
 } from '@quintet/kernel/config';
-import { validateRedisUrl } from '@quintet/kernel/redis';
 import { trustedProxyList } from '@quintet/kernel/security';
 import { DEFAULT_PERMIT, PermitError, parsePermit } from './domain/permit.js';
 import type { NondetectPolicy, Permit } from './domain/types.js';
@@ -145,7 +145,8 @@ function logLevel(env: Env): OwscConfig['logLevel'] {
     critical: 'error',
   };
   const level = aliases[raw];
-  if (level === undefined) throw new ConfigError('LOG_LEVEL', `expected trace, debug, info, warn or error, got "${raw}"`);
+  if (level === undefined)
+    throw new ConfigError('LOG_LEVEL', `expected trace, debug, info, warn or error, got "${raw}"`);
   return level;
 }
 
@@ -154,7 +155,10 @@ function loadPermitFile(path: string): Permit {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError('OW_SC_PERMIT_FILE', `cannot read ${path} (${(error as NodeJS.ErrnoException).code})`);
+    throw new ConfigError(
+      'OW_SC_PERMIT_FILE',
+      `cannot read ${path} (${(error as NodeJS.ErrnoException).code})`,
+    );
   }
   let value: unknown;
   try {
@@ -190,6 +194,19 @@ function databaseUrl(env: Env): string | undefined {
   return url;
 }
 
+/**
+ * Several HTTP workers need the shared PostgreSQL store: the embedded database belongs to one process.
+ * Checked for `OW_SC_WORKERS` here and again for `--workers` by the dashboard.
+ */
+export function checkWorkersStore(workers: number, databaseUrl: string | undefined): void {
+  if (workers > 1 && databaseUrl === undefined) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      'required when OW_SC_WORKERS (or --workers) is more than 1: the embedded database cannot be shared between worker processes',
+    );
+  }
+}
+
 /** Reads and checks the whole table; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env): OwscConfig {
   const warnings: string[] = [];
@@ -217,7 +234,10 @@ export function loadConfig(env: Env): OwscConfig {
   const corsOrigins: '*' | string[] = corsList.length === 0 || corsList.includes('*') ? '*' : corsList;
   for (const origin of corsOrigins === '*' ? [] : corsOrigins) {
     if (!/^https?:\/\/[^/\s]+$/i.test(origin)) {
-      throw new ConfigError('OW_SC_CORS_ORIGINS', `expected origins such as https://example.com, got "${origin}"`);
+      throw new ConfigError(
+        'OW_SC_CORS_ORIGINS',
+        `expected origins such as https://example.com, got "${origin}"`,
+      );
     }
   }
 
@@ -239,6 +259,8 @@ export function loadConfig(env: Env): OwscConfig {
   }
 
   const logFormat = envEnum(env, 'LOG_FORMAT', ['json', 'text'] as const, 'json');
+  const workers = envInt(env, 'OW_SC_WORKERS', 1, { min: 1, max: 64 });
+  checkWorkersStore(workers, database);
 
   if (production) {
     if (redis !== undefined && database === undefined) {
@@ -285,7 +307,7 @@ export function loadConfig(env: Env): OwscConfig {
     provenanceLedger: envRaw(env, 'OW_SC_PROVENANCE_LEDGER') ?? './provenance/ledger.jsonl',
     lineageLedger: envRaw(env, 'OW_SC_LINEAGE_LEDGER') ?? './lineage/samples.jsonl',
     tmpDir: envRaw(env, 'OW_SC_TMP_DIR') ?? tmpdir(),
-    workers: envInt(env, 'OW_SC_WORKERS', 1, { min: 1, max: 64 }),
+    workers,
     jobWorkers: envInt(env, 'OW_SC_JOB_WORKERS', Math.min(2, cpus().length), { min: 1, max: 64 }),
     jobTimeoutSeconds: envInt(env, 'OW_SC_JOB_TIMEOUT_S', 120, { min: 1, max: 86_400 }),
     shutdownTimeoutSeconds: envInt(env, 'OW_SC_SHUTDOWN_TIMEOUT_S', 10, { min: 0, max: 3600 }),

@@ -12,9 +12,9 @@ import {
   envRaw,
   envSecret,
   isProduction,
+  validateRedisUrl,
 } from '@quintet/kernel/config';
 import { parseRateRule, type RateRule } from '@quintet/kernel/rate-limit';
-import { validateRedisUrl } from '@quintet/kernel/redis';
 import { trustedProxyList } from '@quintet/kernel/security';
 import { parseAllowedMimeTypes } from './domain/sniff.js';
 

@@ -1,7 +1,8 @@
 // Compliance certificates and alert exports (spec §3.6 `cert`, §3.5 report export): one document model rendered
 // as self-contained HTML (inline CSS, no scripts, every text escaped), as PDF (pdf-lib, Helvetica) and the
 // alerts as RFC 4180 CSV.
-import { PDFDocument, type PDFFont, type PDFPage, rgb, StandardFonts } from 'pdf-lib';
+// pdf-lib is loaded only when a PDF is made: HTML certificates and advice stay quick to start.
+import type { PDFDocument, PDFFont, PDFPage, rgb as RgbColor } from 'pdf-lib';
 import { type AlertInput, alertLevel } from './remediation.js';
 import { ALERT_LEVELS, type AlertLevel, type Statistics } from './types.js';
 
@@ -238,6 +239,7 @@ class PdfWriter {
     private readonly pdf: PDFDocument,
     private readonly font: PDFFont,
     private readonly bold: PDFFont,
+    private readonly rgb: typeof RgbColor,
   ) {
     this.supported = new Set(font.getCharacterSet());
     this.page = this.newPage();
@@ -278,7 +280,7 @@ class PdfWriter {
       this.ensure(size * 1.35);
       this.y -= size * 1.35;
       const [r, g, b] = options.color ?? [0.1, 0.12, 0.14];
-      this.page.drawText(part, { x: MARGIN, y: this.y + size * 0.3, size, font, color: rgb(r, g, b) });
+      this.page.drawText(part, { x: MARGIN, y: this.y + size * 0.3, size, font, color: this.rgb(r, g, b) });
     }
   }
 
@@ -308,9 +310,9 @@ class PdfWriter {
         y: this.y - height,
         width: total,
         height,
-        borderColor: rgb(0.78, 0.8, 0.82),
+        borderColor: this.rgb(0.78, 0.8, 0.82),
         borderWidth: 0.5,
-        ...(header ? { color: rgb(0.93, 0.95, 0.96) } : {}),
+        ...(header ? { color: this.rgb(0.93, 0.95, 0.96) } : {}),
       });
       wrapped.forEach((lines, index) => {
         lines.forEach((text, lineIndex) => {
@@ -319,7 +321,7 @@ class PdfWriter {
             y: this.y - CELL_PADDING - (lineIndex + 1) * lineHeight + TABLE_FONT_SIZE * 0.3,
             size: TABLE_FONT_SIZE,
             font,
-            color: rgb(0.1, 0.12, 0.14),
+            color: this.rgb(0.1, 0.12, 0.14),
           });
         });
         x += widths[index] ?? 0;
@@ -359,6 +361,7 @@ class PdfWriter {
 /** The certificate as a PDF (A4, Helvetica), with the same content as the HTML. */
 export async function certificatePdf(input: CertificateInput): Promise<Uint8Array> {
   const document = buildDocument(input);
+  const { PDFDocument, StandardFonts, rgb } = await import('pdf-lib');
   const pdf = await PDFDocument.create();
   pdf.setTitle(`${document.title} - ${input.site}`);
   pdf.setCreationDate(input.generatedAt);
@@ -367,6 +370,7 @@ export async function certificatePdf(input: CertificateInput): Promise<Uint8Arra
     pdf,
     await pdf.embedFont(StandardFonts.Helvetica),
     await pdf.embedFont(StandardFonts.HelveticaBold),
+    rgb,
   );
   writer.line(document.title, 20, { bold: true });
   writer.gap(6);
