@@ -1,8 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { type ColumnType, type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +16,7 @@ import {
   openDatabase,
   redactDatabaseUrl,
 } from '../src/db.js';
+import { createLogger } from '../src/log.js';
 import { testDatabaseUrl } from '../src/testing.js';
 
 const serverUrl = await testDatabaseUrl();
@@ -339,6 +342,21 @@ describe('PGlite specifics', () => {
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
+  it('bounds shared_buffers (16MB by default, or the chosen size) and refuses a malformed size', async () => {
+    const byDefault = await openDatabase({});
+    const chosen = await openDatabase({ sharedBuffers: '8MB' });
+    try {
+      const shown = async (db: Database<unknown>) =>
+        (await sql<{ shared_buffers: string }>`show shared_buffers`.execute(db.kysely)).rows[0]
+          ?.shared_buffers;
+      expect(await shown(byDefault)).toBe('16MB');
+      expect(await shown(chosen)).toBe('8MB');
+    } finally {
+      await Promise.all([byDefault.close(), chosen.close()]);
+    }
+    await expect(openDatabase({ sharedBuffers: '16MB; drop' })).rejects.toThrow(/invalid shared_buffers/);
+  });
+
   it('keeps data across close and reopen, refuses a second opener, takes over the lock of a dead process', async () => {
     const dataDir = join(root, 'nested', 'persist');
     const lockFile = join(dataDir, '.quintet.lock');
@@ -376,6 +394,158 @@ describe('PGlite specifics', () => {
     }
   });
 });
+
+describe('PGlite template', () => {
+  const buildScript = fileURLToPath(new URL('../scripts/build-pglite-template.mjs', import.meta.url));
+  let root: string;
+  let templatePath: string;
+
+  function runBuild(): string {
+    const result = spawnSync(process.execPath, [buildScript, templatePath], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    return result.stdout;
+  }
+
+  /** Opens with a debug logger and returns which way the database was created. */
+  async function openLogged(options: OpenDatabaseOptions) {
+    const messages: string[] = [];
+    const logger = createLogger({
+      name: 'test',
+      level: 'debug',
+      destination: { write: (line: string) => messages.push((JSON.parse(line) as { msg: string }).msg) },
+    });
+    const db = await openDatabase<Tables>({ ...options, logger });
+    return { db, messages };
+  }
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'kernel-template-'));
+    templatePath = join(root, 'template.tar.gz');
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('the build script writes a gzipped data directory once, then skips while it is newer than PGlite', () => {
+    expect(runBuild()).toMatch(/^PGlite template written: .*template\.tar\.gz \(\d+ bytes, [\d.]+ s\)\n$/);
+    expect(readdirSync(root)).toEqual(['template.tar.gz']); // no temporary file left behind
+    expect(readFileSync(templatePath).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    const builtAt = readFileSync(templatePath);
+    expect(runBuild()).toBe(`PGlite template up to date: ${templatePath}\n`);
+    expect(readFileSync(templatePath).equals(builtAt)).toBe(true);
+  });
+
+  it('creates a new data directory from the template; the data survives close and reopen', async () => {
+    const dataDir = join(root, 'from-template');
+    const first = await openLogged({ dataDir, templatePath });
+    try {
+      expect(first.messages).toContain('created the PGlite database from the template');
+      expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
+      // The lock, taken before the load, sits beside the loaded files.
+      expect(readFileSync(join(dataDir, '.quintet.lock'), 'utf8')).toBe(`${process.pid}\n`);
+      expect(await first.db.migrate('notes', NOTES)).toEqual(['001_notes', '002_counter']);
+      await first.db.kysely.insertInto('notes').values({ id: 1, body: 'from the template' }).execute();
+    } finally {
+      await first.db.close();
+    }
+    const second = await openLogged({ dataDir, templatePath });
+    try {
+      expect(second.messages).toContain('opening the existing PGlite database');
+      expect(second.messages).not.toContain('created the PGlite database from the template');
+      expect(await second.db.migrate('notes', NOTES)).toEqual([]);
+      expect(await second.db.kysely.selectFrom('notes').select(['id', 'body']).execute()).toEqual([
+        { id: 1, body: 'from the template' },
+      ]);
+    } finally {
+      await second.db.close();
+    }
+  });
+
+  it('loads pgvector on an in-memory database made from the template', async () => {
+    const { db, messages } = await openLogged({ vector: true, templatePath });
+    try {
+      expect(messages).toContain('created the PGlite database from the template');
+      const { rows } = await sql<{
+        distance: number;
+      }>`select ${'[1,2,2]'}::vector <-> ${'[1,2,5]'}::vector as distance`.execute(db.kysely);
+      expect(rows).toEqual([{ distance: 3 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  // The first two are rejected before any directory is touched, so memory stands for both; the third fails
+  // inside PGlite after writing into the directory, which must be emptied again for initdb.
+  const unusable: Array<[string, () => string, string, boolean]> = [
+    ['absent', () => join(root, 'missing.tar.gz'), 'no PGlite template', false],
+    [
+      'a cut-short archive',
+      () => writeTemplate('short.tar.gz', gzipSync(gunzipTemplate().subarray(0, 300_000))),
+      'unreadable',
+      false,
+    ],
+    [
+      'an archive PostgreSQL cannot start from',
+      () => writeTemplate('version-only.tar.gz', gzipSync(tarOf('PG_VERSION', '17\n'))),
+      'did not load',
+      true,
+    ],
+  ];
+  for (const [what, makeTemplate, warning, onDisk] of unusable) {
+    it(`falls back to initdb when the template is ${what}`, async () => {
+      const dataDir = onDisk ? join(root, `fallback-${randomUUID()}`) : undefined;
+      const { db, messages } = await openLogged({
+        ...(dataDir === undefined ? {} : { dataDir }),
+        templatePath: makeTemplate(),
+      });
+      try {
+        expect(messages.some((message) => message.includes(warning))).toBe(true);
+        expect(messages).toContain('creating the PGlite database with initdb');
+        expect(await db.migrate('notes', NOTES)).toEqual(['001_notes', '002_counter']);
+      } finally {
+        await db.close();
+      }
+    });
+  }
+
+  it('runs initdb when templates are turned off', async () => {
+    const { db, messages } = await openLogged({ templatePath: null });
+    try {
+      expect(messages).toEqual(['creating the PGlite database with initdb']);
+      await db.ping();
+    } finally {
+      await db.close();
+    }
+  });
+
+  function writeTemplate(name: string, content: Buffer): string {
+    const path = join(root, name);
+    writeFileSync(path, content);
+    return path;
+  }
+
+  function gunzipTemplate(): Buffer {
+    return gunzipSync(readFileSync(templatePath));
+  }
+});
+
+/** A one-file ustar archive. */
+function tarOf(name: string, content: string): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${Buffer.byteLength(content).toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write('0', 156);
+  header.write('ustar\u000000', 257);
+  const checksum = header.reduce((sum, byte) => sum + byte, 0);
+  header.write(`${checksum.toString(8).padStart(6, '0')}\0 `, 148);
+  const body = Buffer.alloc(Math.ceil(Buffer.byteLength(content) / 512) * 512);
+  body.write(content);
+  return Buffer.concat([header, body, Buffer.alloc(1024)]);
+}
 
 describe('PostgreSQL specifics', () => {
   it('reports a refused connection as unavailable', async () => {
