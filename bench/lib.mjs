@@ -24,7 +24,7 @@ export const latencySummary = (values) => ({
   p50: round(percentile(values, 50)),
   p95: round(percentile(values, 95)),
   p99: round(percentile(values, 99)),
-  max: round(values.length ? Math.max(...values) : null),
+  max: round(values.length ? values.reduce((a, b) => Math.max(a, b)) : null),
 });
 
 /** A free TCP port on 127.0.0.1. */

@@ -75,7 +75,7 @@ async function writeTidyCsv(path, { rows = Number.POSITIVE_INFINITY, maxBytes = 
   };
   while (written < rows) {
     const species = SPECIES[written % 3];
-    const value = (BASE[species] * (0.6 + random() * 0.5)).toPrecision(5);
+    const value = (BASE[species] * (0.6 + random() * 0.5)).toPrecision(8);
     const line = `${Math.floor(written / 3)},${species},${value}\n`;
     if (bytes + line.length > maxBytes) break;
     chunk += line;
@@ -278,6 +278,8 @@ targets.O4 = async () => {
   }
 };
 
+const SENT_FIELD = /"sent":([0-9.e+]+)/;
+
 function openSocket(url) {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url);
@@ -298,10 +300,12 @@ async function fanout({ publishBase, subscribeBases, subscribers, publishers, ra
     const base = subscribeBases[i % subscribeBases.length].replace('http', 'ws');
     const socket = await openSocket(`${base}/ws/effluent`);
     socket.on('message', (data) => {
-      const message = JSON.parse(data.toString());
-      if (typeof message.sent !== 'number') return;
+      // Only the send time is needed: a full JSON.parse of every delivery would load this process more than
+      // the server it measures.
+      const match = SENT_FIELD.exec(data.toString());
+      if (match === null) return;
       received++;
-      latencies.push(performance.timeOrigin + performance.now() - message.sent);
+      latencies.push(performance.timeOrigin + performance.now() - Number(match[1]));
     });
     sockets.push(socket);
   }
@@ -463,19 +467,55 @@ targets.O6 = async () => {
 };
 
 targets.O7 = async () => {
-  const runs = [];
-  for (let i = 0; i < n(5, 2); i++) {
-    const server = await startDashboard(makeTempDir('o7'));
-    await sleep(1500);
-    runs.push({ readyMs: server.readyMs, idleRssMb: (procStatusKb(server.child.pid, 'VmRSS') ?? 0) / 1024 });
-    await server.stop();
-  }
-  return {
-    target: 'start-up to /readyz 200 <= 1 s (embedded store); idle RSS <= 120 MB',
-    runs: runs.length,
-    ready_ms: latencySummary(runs.map((run) => run.readyMs)),
-    idle_rss_mb_max: round(Math.max(...runs.map((run) => run.idleRssMb)), 1),
+  const measure = async (label, extraEnv) => {
+    const runs = [];
+    for (let i = 0; i < n(5, 2); i++) {
+      const dir = makeTempDir(`o7-${label}`);
+      const first = await startDashboard(dir, extraEnv); // a fresh data directory: the database is created
+      const firstReadyMs = first.readyMs;
+      await first.stop();
+      const server = await startDashboard(dir, extraEnv); // the usual start: the database exists
+      await sleep(1500);
+      runs.push({
+        firstReadyMs,
+        readyMs: server.readyMs,
+        idleRssMb: (procStatusKb(server.child.pid, 'VmRSS') ?? 0) / 1024,
+      });
+      await server.stop();
+    }
+    return {
+      runs: runs.length,
+      first_start_ready_ms: latencySummary(runs.map((run) => run.firstReadyMs)),
+      ready_ms: latencySummary(runs.map((run) => run.readyMs)),
+      idle_rss_mb_max: round(Math.max(...runs.map((run) => run.idleRssMb)), 1),
+    };
   };
+  const result = {
+    target: 'start-up to /readyz 200 <= 1 s (embedded store); idle RSS <= 120 MB',
+    embedded: await measure('embedded', {}),
+  };
+  // The same with PostgreSQL (DATABASE_URL), in a database of its own that is dropped afterwards.
+  const adminUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const { default: pg } = await import('pg');
+  const name = `owsc_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+  } catch (error) {
+    result.postgres = { skipped: `no PostgreSQL at ${adminUrl}: ${error.message}` };
+    await admin.end().catch(() => {});
+    return result;
+  }
+  try {
+    const url = new URL(adminUrl);
+    url.pathname = `/${name}`;
+    result.postgres = await measure('postgres', { DATABASE_URL: url.toString() });
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+  return result;
 };
 
 targets.O8 = async () => {

@@ -37,6 +37,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { ConfigError } from './config.js';
+import { NETWORK_UNAVAILABLE_CODES } from './errors.js';
 import type { Logger } from './log.js';
 
 /** Which engine a Database runs on. */
@@ -361,14 +362,7 @@ export function validateDatabaseUrl(url: string): void {
 }
 
 const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
+  ...NETWORK_UNAVAILABLE_CODES,
   // SQLSTATE: the server is shutting down, restarting, or has no connection slot left.
   '57P01',
   '57P02',

@@ -38,3 +38,15 @@ export function toHttpError(error: unknown): HttpError {
   }
   return new HttpError(500, 'INTERNAL_ERROR', 'internal error', { reason: 'internal' });
 }
+
+/** Socket error codes that mean "the server cannot be reached now" (a 503, not a bug). */
+export const NETWORK_UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { validateRedisUrl } from './config.js';
+import { NETWORK_UNAVAILABLE_CODES } from './errors.js';
 
 export type { Redis } from 'ioredis';
 // Kept here too: the URL check belongs with the configuration (cheap to import, no client library).
@@ -68,17 +69,6 @@ export async function waitForRedis(client: Redis, timeoutMs: number): Promise<vo
   throw new Error(`Redis not reachable within ${timeoutMs} ms: ${reason}`, { cause: lastError });
 }
 
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
 const UNAVAILABLE_MESSAGES = [
   'Command timed out',
   "Stream isn't writeable",
@@ -95,7 +85,7 @@ export function isRedisUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
     if (current.name === 'MaxRetriesPerRequestError') return true;
     const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+    if (typeof code === 'string' && NETWORK_UNAVAILABLE_CODES.has(code)) return true;
     if (UNAVAILABLE_MESSAGES.some((text) => current instanceof Error && current.message.startsWith(text))) {
       return true;
     }

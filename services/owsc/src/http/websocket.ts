@@ -266,23 +266,35 @@ export class StreamHub {
   }
 
   #broadcast(clients: Set<Connection>, text: string, except: Connection | null): void {
-    for (const connection of clients) if (connection !== except) this.#send(connection, text);
+    // Encoded once for every recipient (a string would be encoded again for each socket).
+    const data = Buffer.from(text, 'utf8');
+    let delivered = 0;
+    for (const connection of clients) {
+      if (connection !== except && this.#deliver(connection, data)) delivered++;
+    }
+    if (delivered > 0) this.#metrics.wsMessagesBroadcast.inc(delivered);
   }
 
   /** Sends unless the peer is gone; a peer whose send buffer is over 1 MiB is closed instead of buffered. */
   #send(connection: Connection, text: string, countAsBroadcast = true): void {
+    if (this.#deliver(connection, Buffer.from(text, 'utf8')) && countAsBroadcast) {
+      this.#metrics.wsMessagesBroadcast.inc();
+    }
+  }
+
+  #deliver(connection: Connection, data: Buffer): boolean {
     const { socket } = connection;
-    if (socket.readyState !== socket.OPEN) return;
+    if (socket.readyState !== socket.OPEN) return false;
     if (socket.bufferedAmount > SLOW_CONSUMER_BYTES) {
       this.#logger.warn(
         { request_id: connection.requestId, route: connection.route },
         'websocket consumer too slow',
       );
       socket.close(CLOSE_POLICY, 'consumer too slow');
-      return;
+      return false;
     }
-    socket.send(text);
-    if (countAsBroadcast) this.#metrics.wsMessagesBroadcast.inc();
+    socket.send(data, { binary: false });
+    return true;
   }
 
   #pingAll(): void {
