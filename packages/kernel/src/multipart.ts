@@ -11,6 +11,8 @@ export interface ReceivedFile {
   field: string;
   /** the filename the client sent (display only) */
   filename: string;
+  /** the part's Content-Type as sent, lower-cased, parameters dropped ('' when absent) */
+  mimeType: string;
   path: string;
   bytes: number;
   /** the first bytes of the content (magic-number checks) */
@@ -158,6 +160,7 @@ export function receiveMultipart(
           files.set(name, {
             field: name,
             filename: info.filename ?? '',
+            mimeType: (info.mimeType ?? '').split(';')[0]?.trim().toLowerCase() ?? '',
             path,
             bytes: counter.bytes,
             head: counter.head,
