@@ -44,3 +44,58 @@ helm-lint: ## owsc: lint the Helm chart
 
 helm-template: ## owsc: render the Helm chart with its default values
 	@$(call require,helm) helm template ows $(OWSC_CHART)
+
+# --- RAG Assistant (rag): deploy/rag, deploy/nginx/rag*.conf, deploy/k8s/cleanup-tmp-cronjob.yaml -----------
+# The seed's targets. Compose targets need `docker compose` (the v2 plugin) and skip with a message without it.
+
+RAG_COMPOSE_DEV := deploy/rag/docker-compose.yml
+RAG_COMPOSE_PROD := deploy/rag/docker-compose.prod.yml
+RAG_COMPOSE_DEMO := deploy/rag/docker-compose.demo.yml
+RAG_SECRETS_DIR := services/rag/secrets
+
+# Runs the rest of a recipe line only when `docker compose` works.
+require_compose = docker compose version >/dev/null 2>&1 || { echo "docker compose is not installed: skipping $@"; exit 0; };
+
+.PHONY: up-prod up-dev down down-prod logs logs-all logs-prod migrate migrate-prod clean secrets demo demo-down rag-docker-build
+
+up-prod: ## rag: build and start the production stack (proxy on host port 8888)
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_PROD) up -d --build
+
+up-dev: ## rag: build and start the development stack (UI and API on port 8000)
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEV) up -d --build
+
+down: ## rag: stop the development stack
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEV) down
+
+down-prod: ## rag: stop the production stack (volumes are kept)
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_PROD) down
+
+logs: ## rag: follow the backend and worker logs of the development stack
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEV) logs -f backend worker
+
+logs-all: ## rag: follow the logs of every service of the development stack
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEV) logs -f
+
+logs-prod: ## rag: follow the backend and worker logs of the production stack
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_PROD) logs -f backend worker
+
+migrate: ## rag: apply migrations with the migrations service (development stack)
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEV) run --rm migrations
+
+migrate-prod: ## rag: apply migrations with the migrations service (production stack)
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_PROD) run --rm migrations
+
+clean: ## rag: stop the development stack and remove its volumes and orphans
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEV) down -v --remove-orphans
+
+secrets: ## rag: create the secret files under services/rag/secrets (never overwrites)
+	@npx --no-install rag-assistant secrets --dir $(RAG_SECRETS_DIR)
+
+demo: ## rag: start the mock-mode demo (UI on port 8080)
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEMO) up -d --build
+
+demo-down: ## rag: stop the demo
+	@$(require_compose) docker compose -f $(RAG_COMPOSE_DEMO) down
+
+rag-docker-build: ## rag: build the image rag-assistant:latest
+	@$(call require,docker) docker build -f deploy/rag/Dockerfile -t rag-assistant:latest .

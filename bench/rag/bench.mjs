@@ -1,0 +1,598 @@
+#!/usr/bin/env node
+// RAG Assistant benchmarks for spec §6 (R1-R7). Each target starts the real `rag-assistant serve` on a free port
+// with a temporary DATA_DIR/TMP_DIR (embedded PGlite unless stated), dev login on, rate limits raised so that
+// the benchmark measures the service rather than its limits, and prints one JSON line.
+// Usage: node bench/rag/bench.mjs [R1 R2 ... R7]   (default: all)
+//   BENCH_QUICK=1   shrink every workload (smoke run of the script itself)
+//   BENCH_OUT=path  also write all results as one JSON document
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { freePort, latencySummary, procStatusKb, round, rssSampler, sleep } from '../lib.mjs';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(root, 'services/rag/bin/rag-assistant.js');
+const QUICK = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true';
+const n = (full, quick) => (QUICK ? quick : full);
+const MiB = 1024 * 1024;
+
+const liveChildren = new Set();
+const liveDirs = new Set();
+process.on('exit', () => {
+  for (const child of liveChildren) {
+    try {
+      child.kill('SIGKILL');
+    } catch {}
+  }
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+
+function makeTempDir(label) {
+  const dir = mkdtempSync(join(tmpdir(), `rag-bench-${label}-`));
+  liveDirs.add(dir);
+  return dir;
+}
+
+const BENCH_ENV = {
+  ALLOW_DEV_LOGIN: 'true',
+  RATE_LIMIT_PER_MINUTE: '100000000',
+  CHAT_RATE_LIMIT_PER_MINUTE: '100000000',
+  UPLOAD_RATE_LIMIT_PER_MINUTE: '100000000',
+  LOGIN_RATE_LIMIT_PER_MINUTE: '100000000',
+  MAX_STORES_PER_USER: '1000',
+  LOG_LEVEL: 'warn',
+};
+
+async function startServer(dir, extraEnv = {}) {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port)], {
+    env: {
+      ...process.env,
+      DATA_DIR: join(dir, 'data'),
+      TMP_DIR: join(dir, 'tmp'),
+      ...BENCH_ENV,
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  liveChildren.add(child);
+  let stderr = '';
+  child.stderr.on('data', (data) => {
+    stderr = (stderr + data).slice(-4000);
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr}`);
+    try {
+      if ((await fetch(`${base}/ready`)).status === 200) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`server not ready: ${stderr}`);
+    await sleep(10);
+  }
+  return {
+    child,
+    base,
+    readyMs: performance.now() - started,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([once(child, 'exit'), sleep(20_000)]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      liveChildren.delete(child);
+    },
+  };
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json', 'x-requested-with': 'XMLHttpRequest' };
+
+async function devLogin(base, email = 'bench@example.com') {
+  const response = await fetch(`${base}/api/auth/token`, {
+    method: 'POST',
+    headers: JSON_HEADERS,
+    body: JSON.stringify({ email }),
+  });
+  if (response.status !== 200) throw new Error(`dev login: ${response.status} ${await response.text()}`);
+  return (await response.json()).access_token;
+}
+
+async function api(base, token, method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text === '' ? null : JSON.parse(text);
+}
+
+async function upload(base, token, storeId, filename, bytes, type) {
+  const form = new FormData();
+  form.set('storeId', String(storeId));
+  form.set('file', new Blob([bytes], { type }), filename);
+  const response = await fetch(`${base}/api/upload`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'x-requested-with': 'XMLHttpRequest' },
+    body: form,
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`upload ${filename}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function waitIndexed(base, token, opId, timeoutMs = 600_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await api(base, token, 'GET', `/api/upload/op-status/${opId}`);
+    if (status.status === 'DONE') return status;
+    if (status.status === 'ERROR') throw new Error(`indexing failed: ${status.error}`);
+    if (Date.now() > deadline) throw new Error(`indexing of ${opId} did not finish`);
+    await sleep(50);
+  }
+}
+
+// Deterministic English-like text: sentences from a vocabulary, with numbered facts to search for.
+const WORDS =
+  'pump valve pressure filter sensor reactor coolant flow rate schedule maintenance inspection report budget team customer invoice shipment warehouse supplier contract policy safety training incident review audit quarter revenue margin forecast network server backup latency release feature module test deployment storage capacity energy battery panel turbine compressor'.split(
+    ' ',
+  );
+function textOfBytes(bytes, seed = 1) {
+  let state = seed;
+  const next = () => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state;
+  };
+  const parts = [];
+  let size = 0;
+  let sentence = 0;
+  while (size < bytes) {
+    const length = 8 + (next() % 12);
+    const words = [];
+    for (let i = 0; i < length; i++) words.push(WORDS[next() % WORDS.length]);
+    words[0] = words[0][0].toUpperCase() + words[0].slice(1);
+    const line = `${words.join(' ')} ${sentence % 7 === 0 ? `code ${seed}x${sentence}` : ''}.${sentence % 6 === 5 ? '\n\n' : ' '}`;
+    parts.push(line);
+    size += line.length;
+    sentence++;
+  }
+  return parts.join('');
+}
+
+async function pdfOfPages(pages) {
+  const pdf = await PDFDocument.create();
+  const font = await pdf.embedFont(StandardFonts.Helvetica);
+  for (let p = 0; p < pages; p++) {
+    const page = pdf.addPage([595, 842]);
+    const text = textOfBytes(2500, p + 7);
+    let y = 800;
+    for (let i = 0; i < text.length && y > 40; i += 95) {
+      page.drawText(text.slice(i, i + 95).replace(/\n/g, ' '), { x: 40, y, size: 9, font });
+      y -= 12;
+    }
+  }
+  return Buffer.from(await pdf.save());
+}
+
+function runAutocannon(options) {
+  return new Promise((resolve, reject) =>
+    autocannon(options, (error, result) => (error ? reject(error) : resolve(result))),
+  );
+}
+
+/** Reads a chat SSE response; returns first-delta and total times (ms) and the frames' types. */
+function chatOnce(base, token, body) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let firstDelta = null;
+    let buffer = '';
+    const types = [];
+    const request = http.request(
+      `${base}/api/chat`,
+      { method: 'POST', headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` } },
+      (response) => {
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => {
+          buffer += chunk;
+          let index = buffer.indexOf('\n\n');
+          while (index >= 0) {
+            const frame = buffer.slice(0, index);
+            buffer = buffer.slice(index + 2);
+            if (frame.startsWith('data: ') && frame !== 'data: [DONE]') {
+              const type = JSON.parse(frame.slice(6)).type;
+              types.push(type);
+              if (type === 'text-delta' && firstDelta === null) firstDelta = performance.now() - started;
+            }
+            index = buffer.indexOf('\n\n');
+          }
+        });
+        response.on('end', () =>
+          resolve({ status: response.statusCode, firstDelta, total: performance.now() - started, types }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(JSON.stringify(body));
+  });
+}
+
+/** Indexes ~`chunks` chunks into one new store; returns { storeId, indexed, seconds }. */
+async function seedChunks(base, token, chunks) {
+  const store = await api(base, token, 'POST', '/api/stores', { display_name: `bench ${Date.now()}` });
+  const bytesPerChunk = 1000; // ≈ 250 tokens + overlap at the default 300/50
+  let remaining = chunks * bytesPerChunk;
+  let part = 0;
+  const started = performance.now();
+  while (remaining > 0) {
+    const size = Math.min(remaining, 10 * MiB);
+    const result = await upload(
+      base,
+      token,
+      store.id,
+      `corpus-${part}.txt`,
+      textOfBytes(size, part + 1),
+      'text/plain',
+    );
+    await waitIndexed(base, token, result.op_id);
+    remaining -= size;
+    part++;
+  }
+  const documents = await api(base, token, 'GET', `/api/documents/store/${store.id}`);
+  return {
+    storeId: store.id,
+    indexed: documents.reduce((sum, doc) => sum + (doc.chunk_count ?? 0), 0),
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+const targets = {};
+
+targets.R1 = async () => {
+  const dir = makeTempDir('r1');
+  const server = await startServer(dir);
+  try {
+    const token = await devLogin(server.base);
+    const store = await api(server.base, token, 'POST', '/api/stores', { display_name: 'ingest' });
+    const text = textOfBytes(n(10 * MiB, MiB), 3);
+    const pdf = await pdfOfPages(n(100, 10));
+    const load = runAutocannon({
+      url: `${server.base}/api/stores`,
+      connections: 4,
+      duration: n(15, 5),
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await sleep(200);
+    let started = performance.now();
+    const textOp = await upload(server.base, token, store.id, 'big.txt', text, 'text/plain');
+    const textDone = await waitIndexed(server.base, token, textOp.op_id);
+    const textSeconds = (performance.now() - started) / 1000;
+    started = performance.now();
+    const pdfOp = await upload(server.base, token, store.id, 'hundred.pdf', pdf, 'application/pdf');
+    const pdfDone = await waitIndexed(server.base, token, pdfOp.op_id);
+    const pdfSeconds = (performance.now() - started) / 1000;
+    const stores = await load;
+    return {
+      target: '10 MB text indexed <= 8 s; 100-page PDF <= 5 s; GET /api/stores p95 <= 50 ms meanwhile',
+      text: { bytes: text.length, chunks: textDone.chunk_count, seconds: round(textSeconds, 2) },
+      pdf: {
+        pages: pdfDone.page_count,
+        bytes: pdf.length,
+        chunks: pdfDone.chunk_count,
+        seconds: round(pdfSeconds, 2),
+      },
+      stores_during: {
+        requests: stores.requests.total,
+        p50_ms: stores.latency.p50,
+        p97_5_ms: stores.latency.p97_5,
+        p99_ms: stores.latency.p99,
+        non2xx: stores.non2xx,
+      },
+    };
+  } finally {
+    await server.stop();
+  }
+};
+
+let sharedCorpus = null;
+/** One server with ~50,000 chunks (R2, R3, R6 reuse it). */
+async function corpusServer() {
+  if (sharedCorpus) return sharedCorpus;
+  const dir = makeTempDir('corpus');
+  const server = await startServer(dir);
+  const token = await devLogin(server.base);
+  const seeded = await seedChunks(server.base, token, n(50_000, 3_000));
+  sharedCorpus = { dir, server, token, ...seeded };
+  return sharedCorpus;
+}
+
+targets.R2 = async () => {
+  const { server, token, storeId, indexed, seconds } = await corpusServer();
+  const queries = [
+    'pump pressure maintenance schedule',
+    'coolant flow rate inspection',
+    'code 3x700',
+    'budget forecast quarter revenue',
+    'warehouse supplier shipment contract',
+  ];
+  const latencies = [];
+  let index = 0;
+  const started = performance.now();
+  const until = started + n(20_000, 4_000);
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (performance.now() < until) {
+        const query = queries[index++ % queries.length];
+        const t0 = performance.now();
+        await api(server.base, token, 'POST', '/api/search', { storeIds: [storeId], query, topK: 8 });
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  return {
+    target: 'search over 50,000 chunks: p50 <= 25 ms, p95 <= 60 ms (20 concurrent clients)',
+    chunks: indexed,
+    corpus_index_seconds: round(seconds, 1),
+    searches: latencies.length,
+    searches_per_s: round(latencies.length / ((performance.now() - started) / 1000), 1),
+    latency_ms: latencySummary(latencies),
+  };
+};
+
+targets.R3 = async () => {
+  const dir = makeTempDir('r3');
+  const server = await startServer(dir);
+  try {
+    const token = await devLogin(server.base);
+    const seeded = await seedChunks(server.base, token, n(10_000, 1_000));
+    const questions = [
+      'What is the pump pressure schedule?',
+      'Which code is 3x700?',
+      'How is the coolant flow rate inspected?',
+    ];
+    for (let i = 0; i < 5; i++)
+      await chatOnce(server.base, token, { storeIds: [seeded.storeId], question: questions[i % 3] });
+    const runs = [];
+    for (let i = 0; i < n(60, 10); i++)
+      runs.push(
+        await chatOnce(server.base, token, { storeIds: [seeded.storeId], question: questions[i % 3] }),
+      );
+    return {
+      target: 'offline chat over 10,000 chunks: first text-delta p95 <= 150 ms; whole stream p95 <= 300 ms',
+      chunks: seeded.indexed,
+      chats: runs.length,
+      statuses: [...new Set(runs.map((run) => run.status))],
+      first_delta_ms: latencySummary(runs.map((run) => run.firstDelta ?? Number.NaN).filter(Number.isFinite)),
+      whole_stream_ms: latencySummary(runs.map((run) => run.total)),
+      grounded_like: runs.filter((run) => run.types.includes('source-document')).length,
+    };
+  } finally {
+    await server.stop();
+  }
+};
+
+/** A fake OpenAI-compatible server streaming `tokensPerSecond` tokens for `seconds`. */
+async function fakeLlm(tokensPerSecond, seconds) {
+  const server = http.createServer((request, response) => {
+    if (request.url.endsWith('/models')) {
+      response.end(JSON.stringify({ data: [{ id: 'bench-model' }] }));
+      return;
+    }
+    request.resume();
+    request.on('end', () => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      let sent = 0;
+      const total = tokensPerSecond * seconds;
+      const timer = setInterval(() => {
+        if (sent >= total) {
+          clearInterval(timer);
+          response.write(
+            `data: ${JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 100, completion_tokens: total } })}\n\n`,
+          );
+          response.end('data: [DONE]\n\n');
+          return;
+        }
+        sent++;
+        response.write(`data: ${JSON.stringify({ choices: [{ delta: { content: 'word ' } }] })}\n\n`);
+      }, 1000 / tokensPerSecond);
+      response.on('close', () => clearInterval(timer));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${server.address().port}/v1`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+targets.R4 = async () => {
+  const seconds = n(30, 5);
+  const fake = await fakeLlm(20, seconds);
+  const dir = makeTempDir('r4');
+  const server = await startServer(dir, {
+    ENABLE_LOCAL_OPENAI_BACKEND: 'true',
+    LOCAL_LLM_BASE_URL: fake.url,
+    LOCAL_LLM_DEFAULT_MODEL: 'bench-model',
+    MAX_CONCURRENT_STREAMS: '400',
+    STREAM_KEEPALIVE_SECS: '10',
+  });
+  try {
+    const token = await devLogin(server.base);
+    const store = await api(server.base, token, 'POST', '/api/stores', {
+      display_name: 'streams',
+      backend: 'local_openai',
+    });
+    const doc = await upload(
+      server.base,
+      token,
+      store.id,
+      'facts.md',
+      '# Pumps\n\nThe pump pressure is 4 bar. The word of the day is word.\n',
+      'text/markdown',
+    );
+    await waitIndexed(server.base, token, doc.op_id);
+    const sampler = rssSampler(server.child.pid, 100);
+    const streams = n(200, 20);
+    const gaps = [];
+    const results = await Promise.all(
+      Array.from(
+        { length: streams },
+        () =>
+          new Promise((resolve, reject) => {
+            let last = performance.now();
+            let maxGap = 0;
+            const request = http.request(
+              `${server.base}/api/chat`,
+              { method: 'POST', headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` } },
+              (response) => {
+                response.on('data', () => {
+                  const now = performance.now();
+                  maxGap = Math.max(maxGap, now - last);
+                  last = now;
+                });
+                response.on('end', () => {
+                  gaps.push(maxGap);
+                  resolve(response.statusCode);
+                });
+              },
+            );
+            request.on('error', reject);
+            request.end(
+              JSON.stringify({ storeIds: [store.id], question: 'What is the pump pressure word?' }),
+            );
+          }),
+      ),
+    );
+    const { peakKb } = sampler.stop();
+    return {
+      target:
+        '200 concurrent SSE streams, upstream 20 tokens/s for 30 s: no stall > 1 s beyond upstream gaps, RSS <= 400 MB',
+      streams,
+      seconds,
+      statuses: [...new Set(results)],
+      max_gap_between_writes_ms: latencySummary(gaps),
+      upstream_gap_ms: 1000 / 20,
+      peak_rss_mb: round(peakKb / 1024, 1),
+    };
+  } finally {
+    await server.stop();
+    await fake.close();
+  }
+};
+
+targets.R5 = async () => {
+  const dir = makeTempDir('r5');
+  const server = await startServer(dir);
+  try {
+    const token = await devLogin(server.base);
+    for (let i = 0; i < 5; i++)
+      await api(server.base, token, 'POST', '/api/stores', { display_name: `s${i}` });
+    const options = {
+      url: `${server.base}/api/stores`,
+      connections: 10,
+      headers: { authorization: `Bearer ${token}` },
+    };
+    await runAutocannon({ ...options, duration: 2 });
+    const paced = await runAutocannon({ ...options, duration: n(20, 4), overallRate: 500 });
+    const open = await runAutocannon({ ...options, duration: n(10, 3) });
+    return {
+      target: '500 req/s of authenticated GET /api/stores with p95 <= 20 ms (one process)',
+      paced_500: {
+        requests_per_s: round(paced.requests.average, 0),
+        p50_ms: paced.latency.p50,
+        p97_5_ms: paced.latency.p97_5,
+        p99_ms: paced.latency.p99,
+        non2xx: paced.non2xx,
+      },
+      max_throughput: {
+        requests_per_s: round(open.requests.average, 0),
+        p50_ms: open.latency.p50,
+        p99_ms: open.latency.p99,
+      },
+    };
+  } finally {
+    await server.stop();
+  }
+};
+
+targets.R6 = async () => {
+  const empty = [];
+  for (let i = 0; i < n(3, 1); i++) {
+    const server = await startServer(makeTempDir('r6'));
+    empty.push(server.readyMs);
+    await server.stop();
+  }
+  const corpus = await corpusServer();
+  await corpus.server.stop();
+  const restarted = await startServer(corpus.dir);
+  corpus.server = restarted;
+  await sleep(1000);
+  return {
+    target: 'start-up to /ready 200 <= 3 s on an empty embedded database, <= 6 s with 50,000 chunks',
+    empty_ready_ms: latencySummary(empty),
+    with_chunks: {
+      chunks: corpus.indexed,
+      ready_ms: round(restarted.readyMs, 0),
+      idle_rss_mb: round((procStatusKb(restarted.child.pid, 'VmRSS') ?? 0) / 1024, 1),
+    },
+  };
+};
+
+targets.R7 = async () => {
+  const result = spawnSync(process.execPath, [BIN, 'eval', '--json'], {
+    encoding: 'utf8',
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    maxBuffer: 64 * MiB,
+  });
+  let report;
+  try {
+    report = JSON.parse(result.stdout);
+  } catch {
+    return { target: 'retrieval quality (§5)', error: (result.stderr || result.stdout).slice(0, 500) };
+  }
+  return {
+    target:
+      'recall@5 >= 0.90, MRR@10 >= 0.75, >= 95 % unanswerable refused, <= 5 % answerable refused, >= 90 % contain the fact',
+    exit_code: result.status,
+    metrics: report.metrics ?? report,
+  };
+};
+
+const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+const ids = wanted.length > 0 ? wanted : Object.keys(targets);
+const results = [];
+for (const id of ids) {
+  const run = targets[id];
+  if (!run) {
+    console.error(`unknown target ${id} (known: ${Object.keys(targets).join(' ')})`);
+    process.exitCode = 2;
+    continue;
+  }
+  const started = performance.now();
+  try {
+    const result = {
+      id,
+      quick: QUICK,
+      ...(await run()),
+      bench_seconds: round((performance.now() - started) / 1000),
+    };
+    results.push(result);
+    console.log(JSON.stringify(result));
+  } catch (error) {
+    const result = { id, quick: QUICK, error: error instanceof Error ? error.message : String(error) };
+    results.push(result);
+    console.log(JSON.stringify(result));
+    process.exitCode = 1;
+  }
+}
+if (sharedCorpus) await sharedCorpus.server.stop();
+if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(results, null, 2)}\n`);

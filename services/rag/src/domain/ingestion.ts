@@ -1,0 +1,554 @@
+// The ingestion job `index-document` (spec §3.5), at-least-once and idempotent: an atomic lease
+// (PENDING → RUNNING), parse → chunk → embed, then ONE transaction that swaps the document's chunks, marks it
+// DONE and writes the index cost row. A failure leaves the previous index (or none) untouched: no partial chunks.
+
+import { isDatabaseUnavailable } from '@quintet/kernel/db';
+import { NETWORK_UNAVAILABLE_CODES } from '@quintet/kernel/errors';
+import type { Logger } from '@quintet/kernel/log';
+import { type JobInfo, type JobQueue, type QueuedJob, RetryableJobError } from '@quintet/kernel/queue';
+import { type RawBuilder, sql, type Transaction } from 'kysely';
+import type { ModelPrice, RagConfig } from '../config-types.js';
+import type { RagDb } from './database.js';
+import type { RagDatabase } from './schema.js';
+import { termFrequencies } from './text/analysis.js';
+import { type ChunkDraft, chunkBlocks, extractedTokenCount } from './text/chunk.js';
+import { indexCostUsd, priceFor } from './text/costs.js';
+import { toPgVector } from './text/embedding.js';
+import { ParseError, parseDocument } from './text/parse.js';
+import { runWatchdog } from './watchdog.js';
+
+export const INDEX_DOCUMENT_JOB = 'index-document';
+export const EMBED_BATCH_SIZE = 64;
+/** Per-document cap on the uncompressed size of OOXML/ODF parts (spec §7). */
+export const MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024;
+export const LAST_ERROR_MAX_CHARS = 500;
+/** Chunks per staging transaction: short enough (≈ 40 ms on PGlite) for other requests to interleave. */
+const INSERT_BATCH_ROWS = 100;
+
+/** Embeds texts (one vector per text, in order); errors with `status` 429/5xx or `retryable` are retried. */
+export type EmbedFunction = (texts: string[], signal?: AbortSignal) => Promise<Float32Array[]>;
+
+export interface IngestionDeps {
+  db: RagDb;
+  config: RagConfig;
+  logger: Logger;
+  embed: EmbedFunction;
+  /** the parser (default: parseDocument, in this thread); a worker-thread parser can be passed instead */
+  parse?: typeof parseDocument;
+}
+
+export interface IndexDocumentOptions {
+  /**
+   * Take over a document left RUNNING by an earlier delivery of the same job (the queue re-delivers a job
+   * whose worker died); otherwise a RUNNING document under a live lease is left alone.
+   */
+  takeOverRunning?: boolean;
+}
+
+/** 'failed': the document is now ERROR (no retry left, or a permanent error such as an unreadable file). */
+export type IndexOutcome = 'done' | 'skipped' | 'failed';
+
+/** A permanent indexing failure whose message is safe to show as is. */
+export class IndexingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IndexingError';
+  }
+}
+
+/** The index price (USD per million tokens) used for index cost rows and upload estimates. */
+export function indexingPrice(config: Pick<RagConfig, 'modelPricing'>): ModelPrice {
+  return priceFor('default', config.modelPricing);
+}
+
+/** `op-status`'s error text for a document (spec §3.4): null unless ERROR. */
+export function operationError(status: string, lastError: string | null): string | null {
+  return status === 'ERROR' ? `Indexing failed: ${lastError ?? 'unknown error'}` : null;
+}
+
+const PATH_PATTERN = /(?:[A-Za-z]:\\|\.{0,2}\/)[^\s'"`,;()<>]*(?:[\\/][^\s'"`,;()<>]*)*/g;
+const SECRET_PATTERNS: [RegExp, string][] = [
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [REDACTED]'],
+  [/\b((?:api[_-]?)?key|token|secret|password|passwd)(\s*[=:]\s*)[^\s&,;]+/gi, '$1$2[REDACTED]'],
+  [/\bAIza[0-9A-Za-z_-]{20,}/g, '[REDACTED]'],
+  [/\bsk-[0-9A-Za-z_-]{16,}/g, '[REDACTED]'],
+];
+
+/** A failure reason fit for `last_error`: one line, no filesystem paths or secrets, ≤ 500 characters. */
+export function sanitizeFailureReason(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error);
+  // URLs keep their host (useful: which provider failed) but lose the path; other absolute paths go entirely.
+  message = message.replace(/\b(https?:\/\/[^/\s]+)\/\S*/gi, '$1');
+  message = message.replace(PATH_PATTERN, (match, offset: number, whole: string) =>
+    /https?:$/i.test(whole.slice(Math.max(0, offset - 6), offset)) ? match : '[path]',
+  );
+  for (const [pattern, replacement] of SECRET_PATTERNS) message = message.replace(pattern, replacement);
+  message = message
+    .replace(/\p{Cc}+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (message === '') message = 'unknown error';
+  return message.length > LAST_ERROR_MAX_CHARS ? `${message.slice(0, LAST_ERROR_MAX_CHARS - 1)}…` : message;
+}
+
+/** Transient failures worth another attempt: provider 429/5xx/timeouts, network errors, database outages. */
+export function isRetryableFailure(error: unknown): boolean {
+  if (error instanceof RetryableJobError) return true;
+  if (error instanceof IndexingError || error instanceof ParseError) return false;
+  if (isDatabaseUnavailable(error)) return true;
+  const candidate = error as {
+    status?: unknown;
+    statusCode?: unknown;
+    retryable?: unknown;
+    code?: unknown;
+    name?: unknown;
+  };
+  if (candidate?.retryable === true) return true;
+  const status = Number(candidate?.status ?? candidate?.statusCode);
+  if (status === 429 || (status >= 500 && status <= 599)) return true;
+  if (candidate?.name === 'TimeoutError') return true;
+  return typeof candidate?.code === 'string' && NETWORK_UNAVAILABLE_CODES.has(candidate.code);
+}
+
+interface LeasedDocument {
+  id: number;
+  store_id: number;
+  user_id: number;
+  storage_path: string;
+  mime_type: string;
+  attempts: number;
+}
+
+/**
+ * Indexes one document. Returns 'skipped' when there is nothing to do (deleted, DONE, RUNNING under a live
+ * lease, or the lease was lost to another worker before the swap). Retryable failures with attempts left put
+ * the document back to PENDING and throw RetryableJobError (the queue retries with backoff); other failures
+ * set ERROR with a sanitized `last_error` and return 'failed'.
+ */
+export async function indexDocument(
+  deps: IngestionDeps,
+  documentId: number,
+  signal: AbortSignal,
+  options: IndexDocumentOptions = {},
+): Promise<IndexOutcome> {
+  const { db, config, logger } = deps;
+  const lease = await leaseDocument(
+    db,
+    documentId,
+    config.ingestJobTimeoutS,
+    options.takeOverRunning ?? false,
+  );
+  if (lease === undefined) {
+    logger.info({ event: 'ingest_skipped', document_id: documentId }, 'nothing to index');
+    return 'skipped';
+  }
+  const started = performance.now();
+  logger.info({ event: 'ingest_started', document_id: documentId, attempt: lease.attempts }, 'indexing');
+  try {
+    const committed = await untilAborted(signal, config.ingestJobTimeoutS, () =>
+      buildAndSwap(deps, lease, signal),
+    );
+    if (!committed) {
+      logger.warn(
+        { event: 'ingest_lease_lost', document_id: documentId },
+        'another job took the document over',
+      );
+      return 'skipped';
+    }
+    logger.info(
+      { event: 'ingest_done', document_id: documentId, dur_ms: Math.round(performance.now() - started) },
+      'indexed',
+    );
+    return 'done';
+  } catch (error) {
+    return recordFailure(deps, lease, error);
+  }
+}
+
+/** Runs `work`, rejecting as soon as `signal` aborts (the late result of `work` is dropped; its swap then finds the lease gone). */
+async function untilAborted<T>(signal: AbortSignal, timeoutS: number, work: () => Promise<T>): Promise<T> {
+  const timeout = () => new IndexingTimeoutError(timeoutS);
+  if (signal.aborted) throw timeout();
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(timeout());
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work(), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The job ran past INGEST_JOB_TIMEOUT_S: a failed attempt, retried while attempts remain. */
+class IndexingTimeoutError extends RetryableJobError {
+  constructor(seconds: number) {
+    super(`Timed out after ${seconds} s`);
+    this.name = 'IndexingTimeoutError';
+  }
+}
+
+async function leaseDocument(
+  db: RagDb,
+  documentId: number,
+  timeoutS: number,
+  takeOverRunning: boolean,
+): Promise<LeasedDocument | undefined> {
+  // A RUNNING lease is live for INGEST_JOB_TIMEOUT_S: no job may run longer, so an older one is abandoned.
+  const { rows } = await sql<LeasedDocument>`
+    update documents d set status = 'RUNNING', attempts = d.attempts + 1, status_updated_at = now()
+    from stores s
+    where d.id = ${documentId} and s.id = d.store_id and d.deleted_at is null and (
+      d.status = 'PENDING' or (d.status = 'RUNNING' and (
+        ${takeOverRunning} or d.status_updated_at < now() - make_interval(secs => ${timeoutS}))))
+    returning d.id, d.store_id, s.user_id, d.storage_path, d.mime_type, d.attempts`.execute(db.kysely);
+  return rows[0];
+}
+
+async function buildAndSwap(
+  deps: IngestionDeps,
+  lease: LeasedDocument,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const { db, config } = deps;
+  // Parsing runs in this thread unless deps.parse says otherwise (≈ 0.4 s for 10 MB of text).
+  const parsed = await (deps.parse ?? parseDocument)(lease.storage_path, lease.mime_type, {
+    pdfMaxPages: config.pdfMaxPages,
+    maxUncompressedBytes: MAX_UNCOMPRESSED_BYTES,
+  });
+  signal.throwIfAborted();
+  const drafts = chunkBlocks(parsed.blocks, {
+    chunkTokens: config.ragChunkTokens,
+    overlapTokens: config.ragChunkOverlap,
+  });
+  if (drafts.length === 0) throw new IndexingError('No extractable text');
+  const vectors = db.vectorEnabled ? await embedInBatches(deps, drafts, signal) : null;
+  signal.throwIfAborted();
+  // Charged on the extracted text without the chunk overlap (spec §3.5 step 5, §4.15).
+  const tokens = extractedTokenCount(parsed.blocks);
+  const cost = indexCostUsd(tokens, indexingPrice(config));
+  // The new generation is written in short transactions (invisible to readers), then made visible together
+  // with DONE and the cost row in one small transaction: atomic for readers, without holding PGlite's only
+  // connection for the seconds a large document takes to insert.
+  const generation = await nextGeneration(db);
+  let visible = false;
+  try {
+    await stageChunks(db, lease, drafts, vectors, generation);
+    signal.throwIfAborted();
+    visible = await db.kysely.transaction().execute(async (trx) => {
+      const marked = await trx
+        .updateTable('documents')
+        .set({
+          status: 'DONE',
+          index_generation: generation,
+          chunk_count: drafts.length,
+          page_count: parsed.pageCount,
+          token_count: tokens,
+          last_error: null,
+          status_updated_at: sql`now()`,
+        })
+        .where('id', '=', lease.id)
+        .where('status', '=', 'RUNNING')
+        .where('attempts', '=', lease.attempts)
+        .executeTakeFirst();
+      if (Number(marked.numUpdatedRows) === 0) return false; // the lease was lost: change nothing
+      await trx
+        .insertInto('query_logs')
+        .values({
+          user_id: lease.user_id,
+          store_id: lease.store_id,
+          prompt_tokens: tokens,
+          completion_tokens: 0,
+          cost_usd: cost,
+          model: 'INDEX',
+          tags: JSON.stringify({ document_id: lease.id }),
+        })
+        .execute();
+      return true;
+    });
+  } finally {
+    // What is not visible now never will be: these staged rows (failure, lost lease), or every older
+    // generation. Newer ones (a re-index started meanwhile) are left to their own job.
+    await deleteChunks(
+      db,
+      lease.id,
+      visible ? sql`generation < ${generation}` : sql`generation = ${generation}`,
+    ).catch((error: unknown) =>
+      deps.logger.warn(
+        { event: 'ingest_cleanup_failed', document_id: lease.id, err: error },
+        'chunk cleanup failed',
+      ),
+    );
+  }
+  return visible;
+}
+
+async function nextGeneration(db: RagDb): Promise<number> {
+  const { rows } = await sql<{
+    generation: number;
+  }>`select nextval('chunk_generations')::int as generation`.execute(db.kysely);
+  const generation = rows[0]?.generation;
+  if (generation === undefined) throw new Error('no chunk generation');
+  return generation;
+}
+
+/** Deletes the document's chunks matching `which`, a batch at a time (their vectors go by cascade). */
+async function deleteChunks(db: RagDb, documentId: number, which: RawBuilder<unknown>): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ id: number }>`
+      delete from chunks where id in (
+        select id from chunks where document_id = ${documentId} and ${which} limit ${INSERT_BATCH_ROWS * 5})
+      returning id`.execute(db.kysely);
+    if (rows.length === 0) return;
+    await yieldToEventLoop();
+  }
+}
+
+async function embedInBatches(
+  deps: IngestionDeps,
+  drafts: readonly ChunkDraft[],
+  signal: AbortSignal,
+): Promise<Float32Array[]> {
+  const expected = deps.db.embeddingDim;
+  const vectors: Float32Array[] = [];
+  for (let start = 0; start < drafts.length; start += EMBED_BATCH_SIZE) {
+    signal.throwIfAborted();
+    const texts = drafts.slice(start, start + EMBED_BATCH_SIZE).map((draft) => draft.text);
+    const batch = await deps.embed(texts, signal);
+    if (batch.length !== texts.length)
+      throw new IndexingError(
+        `The embedding provider returned ${batch.length} vectors for ${texts.length} texts`,
+      );
+    for (const vector of batch) {
+      if (expected !== null && vector.length !== expected)
+        throw new IndexingError(
+          `Embedding dimension ${vector.length} does not match the index (${expected}); check EMBEDDING_DIM`,
+        );
+      vectors.push(vector);
+    }
+    await yieldToEventLoop();
+  }
+  return vectors;
+}
+
+/** Writes the chunks (and vectors) of `generation`, one short transaction per batch. */
+async function stageChunks(
+  db: RagDb,
+  lease: LeasedDocument,
+  drafts: readonly ChunkDraft[],
+  vectors: Float32Array[] | null,
+  generation: number,
+): Promise<void> {
+  for (let start = 0; start < drafts.length; start += INSERT_BATCH_ROWS) {
+    const batch = drafts.slice(start, start + INSERT_BATCH_ROWS);
+    await db.kysely
+      .transaction()
+      .execute((trx) =>
+        insertBatch(trx, lease, batch, vectors?.slice(start, start + batch.length) ?? null, generation),
+      );
+    await yieldToEventLoop();
+  }
+}
+
+async function insertBatch(
+  trx: Transaction<RagDatabase>,
+  lease: LeasedDocument,
+  batch: readonly ChunkDraft[],
+  vectors: Float32Array[] | null,
+  generation: number,
+): Promise<void> {
+  const inserted = await trx
+    .insertInto('chunks')
+    .values(
+      batch.map((draft) => {
+        const { terms, count } = termFrequencies(draft.text);
+        return {
+          document_id: lease.id,
+          store_id: lease.store_id,
+          ordinal: draft.ordinal,
+          page: draft.page,
+          text: draft.text,
+          token_count: draft.tokenCount,
+          terms: JSON.stringify(terms),
+          term_count: count,
+          generation,
+        };
+      }),
+    )
+    .returning(['id', 'ordinal'])
+    .execute();
+  if (vectors === null) return;
+  const idByOrdinal = new Map(inserted.map((row) => [row.ordinal, row.id]));
+  await trx
+    .insertInto('chunk_vectors')
+    .values(
+      batch.map((draft, index) => {
+        const vector = vectors[index];
+        const chunkId = idByOrdinal.get(draft.ordinal);
+        if (vector === undefined || chunkId === undefined) throw new Error('chunk/vector mismatch');
+        return { chunk_id: chunkId, store_id: lease.store_id, embedding: toPgVector(vector) };
+      }),
+    )
+    .execute();
+}
+
+/**
+ * Lets timers and I/O run between batches: PGlite executes on this thread and resolves through microtasks,
+ * so back-to-back statements would otherwise hold the event loop for the whole swap.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+async function recordFailure(
+  deps: IngestionDeps,
+  lease: LeasedDocument,
+  error: unknown,
+): Promise<IndexOutcome> {
+  const { db, config, logger } = deps;
+  const reason = sanitizeFailureReason(error);
+  const retry = isRetryableFailure(error) && lease.attempts < config.ingestMaxAttempts;
+  const updated = await db.kysely
+    .updateTable('documents')
+    .set({ status: retry ? 'PENDING' : 'ERROR', last_error: reason, status_updated_at: sql`now()` })
+    .where('id', '=', lease.id)
+    .where('status', '=', 'RUNNING')
+    .where('attempts', '=', lease.attempts)
+    .executeTakeFirst();
+  const fields = { document_id: lease.id, attempt: lease.attempts, reason };
+  if (Number(updated.numUpdatedRows) === 0) {
+    logger.warn({ event: 'ingest_lease_lost', ...fields }, 'indexing failed after the lease was lost');
+    return 'skipped';
+  }
+  if (retry) {
+    logger.warn({ event: 'ingest_retry', ...fields }, 'indexing failed; will retry');
+    throw new RetryableJobError(reason, { cause: error });
+  }
+  logger.error({ event: 'ingest_failed', ...fields }, 'indexing failed');
+  return 'failed';
+}
+
+// ---- the service around the queue ----
+
+export interface IngestionService {
+  /** queues indexing of a PENDING document; rejects when the queue does not accept the job */
+  enqueue(documentId: number): Promise<void>;
+  /** consumes `index-document` jobs in this process (default INGEST_CONCURRENCY parallel jobs) */
+  start(concurrency?: number): void;
+  /**
+   * Start-up recovery (spec §3.9), before start(): embedded (PGlite) mode treats RUNNING documents as stuck at
+   * once (the process that ran them is gone); PENDING documents without a queued job are enqueued.
+   */
+  recoverOnStartup(): Promise<{ reset: number; failed: number; enqueued: number }>;
+  /** stops taking jobs and waits up to `drainMs` for running ones (unfinished ones are recovered later) */
+  close(drainMs: number): Promise<void>;
+}
+
+export interface IngestionServiceDeps extends IngestionDeps {
+  queue: JobQueue;
+}
+
+interface IndexJobPayload {
+  documentId: number;
+}
+
+/** Backoff before retry `attempt` + 1: 1 s, 4 s, 16 s, … (spec §3.5). */
+export function ingestBackoffMs(attempt: number): number {
+  return 1000 * 4 ** Math.max(0, attempt - 1);
+}
+
+export function createIngestionService(deps: IngestionServiceDeps): IngestionService {
+  const { db, config, logger, queue } = deps;
+
+  /** One job id per PENDING state: duplicate enqueues of that state collapse, a later reset gets a new job. */
+  async function jobIdFor(documentId: number): Promise<string | undefined> {
+    const row = await db.kysely
+      .selectFrom('documents')
+      .select(['attempts', 'status_updated_at'])
+      .where('id', '=', documentId)
+      .executeTakeFirst();
+    return row === undefined
+      ? undefined
+      : `doc-${documentId}-${row.attempts}-${row.status_updated_at.getTime()}`;
+  }
+
+  async function enqueue(documentId: number): Promise<void> {
+    const jobId = (await jobIdFor(documentId)) ?? `doc-${documentId}-${Date.now()}`;
+    const payload: IndexJobPayload = { documentId };
+    await queue.add(INDEX_DOCUMENT_JOB, payload, { jobId, attempts: config.ingestMaxAttempts });
+    logger.info({ event: 'ingest_enqueued', document_id: documentId, job_id: jobId }, 'indexing queued');
+  }
+
+  async function handle(job: QueuedJob<IndexJobPayload>): Promise<void> {
+    const documentId = Number(job.payload.documentId);
+    if (!Number.isSafeInteger(documentId)) {
+      logger.error({ event: 'ingest_bad_job', job_id: job.id }, 'index job without a document id');
+      return;
+    }
+    await indexDocument(deps, documentId, job.signal, { takeOverRunning: job.attempt > 1 });
+  }
+
+  async function onFinalFailure(job: JobInfo<IndexJobPayload>, error: unknown): Promise<void> {
+    // The handler records failures itself; this covers a job the queue gave up on without that (e.g. the
+    // database was down while recording): the document must not stay PENDING/RUNNING with no job.
+    const documentId = Number(job.payload.documentId);
+    if (!Number.isSafeInteger(documentId)) return;
+    await db.kysely
+      .updateTable('documents')
+      .set({ status: 'ERROR', last_error: sanitizeFailureReason(error), status_updated_at: sql`now()` })
+      .where('id', '=', documentId)
+      .where('status', 'in', ['PENDING', 'RUNNING'])
+      .execute();
+  }
+
+  return {
+    enqueue,
+    start(concurrency = config.ingestConcurrency) {
+      queue.process<IndexJobPayload>(INDEX_DOCUMENT_JOB, handle, {
+        concurrency,
+        timeoutMs: config.ingestJobTimeoutS * 1000,
+        maxAttempts: config.ingestMaxAttempts,
+        backoffMs: ingestBackoffMs,
+        onFailed: (job: JobInfo<IndexJobPayload>, error: unknown, final: boolean) => {
+          if (!final) return;
+          onFinalFailure(job, error).catch((failure: unknown) =>
+            logger.error(
+              { event: 'ingest_final_failure_unrecorded', err: failure, job_id: job.id },
+              'could not mark ERROR',
+            ),
+          );
+        },
+      });
+    },
+    async recoverOnStartup() {
+      const { reset, failed } =
+        db.dialect === 'pglite'
+          ? await runWatchdog(db, { enqueue }, { ttlMinutes: 0, maxAttempts: config.ingestMaxAttempts })
+          : { reset: 0, failed: 0 };
+      const pending = await db.kysely
+        .selectFrom('documents')
+        .select(['id', 'attempts', 'status_updated_at'])
+        .where('status', '=', 'PENDING')
+        .where('deleted_at', 'is', null)
+        .orderBy('id')
+        .execute();
+      let enqueued = 0;
+      for (const row of pending) {
+        const jobId = `doc-${row.id}-${row.attempts}-${row.status_updated_at.getTime()}`;
+        if (await queue.hasPending(INDEX_DOCUMENT_JOB, jobId)) continue;
+        await enqueue(row.id);
+        enqueued++;
+      }
+      if (reset + failed + enqueued > 0)
+        logger.info(
+          { event: 'ingest_recovered', reset, failed, enqueued },
+          'ingestion recovered at start-up',
+        );
+      return { reset, failed, enqueued };
+    },
+    close(drainMs) {
+      return queue.close({ drainMs });
+    },
+  };
+}

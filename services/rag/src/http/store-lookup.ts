@@ -1,0 +1,34 @@
+// The store check shared by uploads, search and chat (spec §3.4, §3.6, §3.7): every id must be a live store of
+// the caller; unknown, deleted and foreign stores all read as "not found".
+import type { RagDb } from '../domain/database.js';
+import { guardDatabase } from '../domain/database.js';
+import type { RagBackend } from '../domain/schema.js';
+
+export interface OwnedStore {
+  id: number;
+  backend: RagBackend;
+}
+
+/** The caller's live stores among `ids` (in the order of `ids`); fewer than asked → some id is not theirs. */
+export async function findOwnedStores(
+  db: RagDb,
+  userId: number,
+  ids: readonly number[],
+): Promise<OwnedStore[]> {
+  const unique = [...new Set(ids)].filter((id) => Number.isSafeInteger(id));
+  if (unique.length === 0) return [];
+  const rows = await guardDatabase(() =>
+    db.kysely
+      .selectFrom('stores')
+      .select(['id', 'backend'])
+      .where('id', 'in', unique)
+      .where('user_id', '=', userId)
+      .where('deleted_at', 'is', null)
+      .execute(),
+  );
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return unique.flatMap((id) => {
+    const row = byId.get(id);
+    return row === undefined ? [] : [row];
+  });
+}
