@@ -8,7 +8,9 @@ import {
   listDocumentChunks,
   listDocumentsForAdmin,
   listStoreDocuments,
+  markForReindex,
   purgeDeleted,
+  resetDocumentForRetry,
   softDeleteDocument,
 } from '../../src/domain/documents.js';
 import { createDocument, createStore, createUser, testBackends } from './rag-fixtures.js';
@@ -122,6 +124,39 @@ describe.each(await testBackends())('documents on $name', (backend) => {
       attempts: 3,
       last_error: 'Encrypted PDF',
     });
+  });
+
+  it('resets ERROR or long-RUNNING documents for an admin retry, and marks documents for the reindex command', async () => {
+    const own = await createStore(db, alice, 'Retry');
+    const failed = await createDocument(db, own, uploads, 'a');
+    const running = await createDocument(db, own, uploads, 'b');
+    const busy = await createDocument(db, own, uploads, 'c');
+    const done = await createDocument(db, own, uploads, 'd');
+    const set = (id: number, status: 'ERROR' | 'RUNNING' | 'DONE', ageMs = 0) =>
+      db.kysely
+        .updateTable('documents')
+        .set({ status, attempts: 3, last_error: 'x', status_updated_at: new Date(Date.now() - ageMs) })
+        .where('id', '=', id)
+        .execute();
+    await set(failed, 'ERROR');
+    await set(running, 'RUNNING', 2 * 3600_000);
+    await set(busy, 'RUNNING');
+    await set(done, 'DONE');
+    expect(await resetDocumentForRetry(db, failed, 30)).toBe(true);
+    expect(await resetDocumentForRetry(db, running, 30)).toBe(true);
+    expect(await resetDocumentForRetry(db, busy, 30)).toBe(false);
+    expect(await resetDocumentForRetry(db, done, 30)).toBe(false);
+    const row = await db.kysely
+      .selectFrom('documents')
+      .select(['status', 'attempts', 'last_error'])
+      .where('id', '=', failed)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'PENDING', attempts: 0, last_error: null });
+
+    expect(await markForReindex(db, { storeId: own })).toEqual([done]);
+    await set(done, 'DONE');
+    expect(await markForReindex(db, { documentId: done })).toEqual([done]);
+    expect(await markForReindex(db, { documentId: done })).toEqual([]); // already PENDING
   });
 
   it('purges data soft-deleted longer ago than the retention, with the kept originals', async () => {
