@@ -128,6 +128,13 @@ async function openPostgres<DB>(url: string, options: OpenDatabaseOptions): Prom
   pool.on('error', (error) => {
     options.logger?.warn({ err: error, database: redactDatabaseUrl(url) }, 'idle database connection failed');
   });
+  // A client checked out for a query emits 'error' too when its server goes away mid-query; the query itself
+  // rejects (and the caller answers 503), so the event only needs a listener to keep the process alive.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      options.logger?.debug({ err: error }, 'database connection lost during a query');
+    });
+  });
   const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   const database = createDatabase(kysely, 'postgres', async () => {
     if (!pool.ending && !pool.ended) await pool.end();

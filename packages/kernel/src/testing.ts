@@ -1,5 +1,7 @@
 // Test-server discovery shared by every contract suite: the scale backends run against a real server when one
 // is reachable, and skip loudly (or fail, in CI) when it is not.
+
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -98,3 +100,63 @@ export const CHROMIUM_LAUNCH_OPTIONS = {
     '--disable-sync',
   ],
 };
+
+/**
+ * A TCP proxy to a test server (PostgreSQL, Redis) that a test can cut — every open connection dropped, new
+ * ones refused — and restore on the same port, to play an outage and its recovery.
+ */
+export class CuttableProxy {
+  #server: Server | null = null;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  /** A proxy in front of the host and port of `url` (a postgres:// or redis:// URL). */
+  static for(url: string, defaultPort: number): CuttableProxy {
+    const parsed = new URL(url);
+    return new CuttableProxy(parsed.hostname, Number(parsed.port || defaultPort));
+  }
+
+  /** `url` with its host and port replaced by the proxy's. */
+  via(url: string): string {
+    const parsed = new URL(url);
+    parsed.hostname = '127.0.0.1';
+    parsed.port = String(this.port);
+    return parsed.toString();
+  }
+
+  async start(port = 0): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(this.targetPort, this.targetHost);
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    const address = server.address();
+    this.port = typeof address === 'object' && address ? address.port : port;
+    this.#server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
+  async restore(): Promise<void> {
+    await this.start(this.port);
+  }
+}

@@ -17,7 +17,7 @@ import {
   redactDatabaseUrl,
 } from '../src/db.js';
 import { createLogger } from '../src/log.js';
-import { testDatabaseUrl } from '../src/testing.js';
+import { CuttableProxy, testDatabaseUrl } from '../src/testing.js';
 
 const serverUrl = await testDatabaseUrl();
 const REFUSED_URL = 'postgres://postgres@127.0.0.1:1/x';
@@ -559,6 +559,30 @@ describe('PostgreSQL specifics', () => {
       await db.close();
     }
   });
+
+  it.skipIf(!serverUrl)(
+    'survives the server vanishing during a query: the query rejects as unavailable',
+    async () => {
+      if (!serverUrl) return;
+      const proxy = CuttableProxy.for(serverUrl, 5432);
+      await proxy.start();
+      const db = await openDatabase({ url: proxy.via(serverUrl) });
+      try {
+        await db.ping();
+        const running = sql`select pg_sleep(2)`.execute(db.kysely).catch((caught: unknown) => caught);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await proxy.cut();
+        // Without a listener on the checked-out client, pg's 'error' event would end this test process.
+        const error = await running;
+        expect(isDatabaseUnavailable(error)).toBe(true);
+        await proxy.restore();
+        await db.ping();
+      } finally {
+        await db.close();
+        await proxy.cut();
+      }
+    },
+  );
 
   it('rejects a URL that is not postgres://', async () => {
     await expect(openDatabase({ url: 'mysql://localhost/x' })).rejects.toThrow(

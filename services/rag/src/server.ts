@@ -1,6 +1,6 @@
 // One RAG Assistant HTTP process (spec §2.1, §3.11 serve): database, Redis, rate limits, revocation, the
-// ingestion queue (in-process or BullMQ) with start-up recovery and the watchdog cron, metrics, every route and
-// the web app; graceful shutdown; optional cluster workers.
+// ingestion queue (in-process or BullMQ) with start-up recovery, the watchdog cron and the nightly maintenance,
+// metrics, every route and the web app; graceful shutdown; optional cluster workers.
 import cluster from 'node:cluster';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { RedisRevocationStore, type RevocationStore } from '@quintet/kernel/jwt';
 import { createLogger, flushLogger, type Logger } from '@quintet/kernel/log';
 import { registerWorkerRegistry } from '@quintet/kernel/metrics';
-import { createBullJobQueue, createSqlJobQueue, type JobQueue } from '@quintet/kernel/queue';
+import type { JobQueue } from '@quintet/kernel/queue';
 import { connectRedis, type Redis, waitForRedis } from '@quintet/kernel/redis';
 import { createHttpApp, onShutdownSignal, runWithWorkers } from '@quintet/kernel/service';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -17,10 +17,13 @@ import type { RagConfig } from './config-types.js';
 import { createBudgetService } from './domain/budgets.js';
 import { openRagDatabase, type RagDb } from './domain/database.js';
 import { createIngestionService } from './domain/ingestion.js';
+import { createJobQueue } from './domain/job-queue.js';
+import { startNightlyMaintenance } from './domain/maintenance.js';
 import { createEmbedder } from './domain/providers/index.js';
+import { warmRetrievalCache } from './domain/retrieval.js';
 import { DatabaseRevocationStore } from './domain/revocation.js';
 import { StreamSlots } from './domain/stream-slots.js';
-import { runWatchdog } from './domain/watchdog.js';
+import { scheduleWatchdog } from './domain/watchdog.js';
 import { registerAdminRoutes } from './http/admin-routes.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { registerAuthRoutes } from './http/auth-routes.js';
@@ -83,6 +86,7 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
   for (const warning of config.warnings) logger.warn({ event: 'config_warning' }, warning);
   const db = options.db ?? (await openRagDatabase(config, logger));
   const timers: NodeJS.Timeout[] = [];
+  const stops: (() => void)[] = [];
   let redis: Redis | null = null;
   let queue: JobQueue | null = null;
   try {
@@ -116,10 +120,7 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
       timers.push(setInterval(purge, REVOCATION_PURGE_MS).unref());
     }
 
-    queue =
-      config.redisUrl !== undefined
-        ? createBullJobQueue(config.redisUrl, { prefix: 'rag', logger })
-        : createSqlJobQueue(db.kysely, { table: 'jobs', dialect: db.dialect, logger });
+    queue = createJobQueue(config, db, logger);
     const embed = createEmbedder(config);
     const ingestion = createIngestionService({ db, config, logger, queue, embed });
 
@@ -155,21 +156,18 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
       logger.info({ event: 'ingest_recovered', ...recovered }, 'ingest_recovered');
     }
     if (config.ingestInProcess) ingestion.start();
-    if (config.watchdogCronMinutes > 0) {
-      const watchdog = () =>
-        runWatchdog(db, ingestion, {
-          ttlMinutes: config.watchdogTtlMinutes,
-          maxAttempts: config.ingestMaxAttempts,
-        })
-          .then((result) => {
-            if (result.reset + result.failed > 0)
-              logger.info({ event: 'watchdog_run', ...result }, 'watchdog_run');
-          })
-          .catch((error: unknown) =>
-            logger.warn({ err: error, event: 'watchdog_failed' }, 'watchdog_failed'),
-          );
-      timers.push(setInterval(watchdog, config.watchdogCronMinutes * 60_000).unref());
-    }
+    if (config.watchdogCronMinutes > 0) stops.push(scheduleWatchdog(db, ingestion, config, logger));
+    // The first search of a store would otherwise load its documents' postings while a user waits.
+    warmRetrievalCache(db)
+      .then(({ documents }) =>
+        logger.debug({ event: 'retrieval_cache_warmed', documents }, 'retrieval_cache_warmed'),
+      )
+      .catch((error: unknown) =>
+        logger.warn({ err: error, event: 'retrieval_cache_warm_failed' }, 'retrieval_cache_warm_failed'),
+      );
+
+    const stopMaintenance = startNightlyMaintenance(db, config, logger);
+    stops.push(stopMaintenance);
 
     const app = createHttpApp({
       logger,
@@ -204,6 +202,7 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
         context.state.ready = false;
         context.state.shuttingDown = true;
         for (const timer of timers) clearInterval(timer);
+        for (const stop of stops) stop();
         streams.shutdown();
         await until(() => streams.active === 0, STREAM_DRAIN_MS);
         await ingestionService.close(INGEST_DRAIN_MS).catch((error: unknown) => {
@@ -218,6 +217,7 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
     return { app, context, close };
   } catch (error) {
     for (const timer of timers) clearInterval(timer);
+    for (const stop of stops) stop();
     await queue?.close({ drainMs: 0 }).catch(() => {});
     redis?.disconnect();
     if (options.db === undefined) await db.close().catch(() => {});

@@ -1,53 +1,12 @@
 // Fan-out across instances through a real Redis (spec §3.7, §7.2 "Redis down"; §8 cases 33, 34). Skipped
 // when the Redis test server is unreachable (and failing in CI, where testRedisUrl throws).
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { testRedisUrl } from '@quintet/kernel/testing';
+import { CuttableProxy, testRedisUrl } from '@quintet/kernel/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValue, openSocket, startTestDashboard, type TestDashboard, until } from './harness.js';
 
 const redisUrl = await testRedisUrl();
-
-/** A TCP proxy to Redis that the test can cut (every connection dropped, new ones refused) and restore. */
-class CuttableProxy {
-  #server: Server | null = null;
-  readonly #sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly target: URL) {}
-
-  async start(port = 0): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(Number(this.target.port || 6379), this.target.hostname);
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    const address = server.address();
-    this.port = typeof address === 'object' && address ? address.port : port;
-    this.#server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-
-  async restore(): Promise<void> {
-    await this.start(this.port);
-  }
-}
 
 describe.skipIf(redisUrl === null)('two instances sharing a real Redis', () => {
   const channel = `owsc-test:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -57,15 +16,12 @@ describe.skipIf(redisUrl === null)('two instances sharing a real Redis', () => {
   let publisher: Redis;
 
   beforeAll(async () => {
-    const target = new URL(redisUrl as string);
-    proxy = new CuttableProxy(target);
+    proxy = CuttableProxy.for(redisUrl as string, 6379);
     await proxy.start();
-    const viaProxy = new URL(redisUrl as string);
-    viaProxy.port = String(proxy.port);
     // A talks to Redis directly; B through the proxy the outage test cuts.
     [a, b] = await Promise.all([
       startTestDashboard({ OW_SC_REDIS_URL: redisUrl as string, OW_SC_REDIS_CHANNEL: channel }),
-      startTestDashboard({ OW_SC_REDIS_URL: viaProxy.toString(), OW_SC_REDIS_CHANNEL: channel }),
+      startTestDashboard({ OW_SC_REDIS_URL: proxy.via(redisUrl as string), OW_SC_REDIS_CHANNEL: channel }),
     ]);
     publisher = new Redis(redisUrl as string);
     await until(

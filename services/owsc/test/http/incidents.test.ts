@@ -1,8 +1,7 @@
 // GET /api/alerts, GET /api/incidents[/:id], POST /api/incidents/:id/ack (spec §3.5, §3.7; acceptance 35, HTTP
 // side) and the store-down answer of spec §7.2 against PostgreSQL behind a proxy that is cut.
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { testDatabaseUrl } from '@quintet/kernel/testing';
+import { CuttableProxy, testDatabaseUrl } from '@quintet/kernel/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSocket, startTestDashboard, type TestDashboard, type TestSocket, until } from './harness.js';
@@ -189,33 +188,6 @@ describe('incidents from the live stream', () => {
   });
 });
 
-/** Forwards TCP connections to PostgreSQL until `cut()`: then every connection is reset and new ones refused. */
-async function startProxy(
-  targetHost: string,
-  targetPort: number,
-): Promise<{ port: number; cut(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(targetPort, targetHost);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => {});
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
-    cut: async () => {
-      const closed = new Promise((resolve) => server.close(resolve));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
-}
-
 // null (skipped, with a note) without the PostgreSQL test server; CI=true makes that an error instead.
 const testUrl = await testDatabaseUrl();
 
@@ -224,17 +196,16 @@ describe.skipIf(testUrl === null)('store down (PostgreSQL behind a cut proxy)', 
   const target = new URL(testUrl ?? 'postgres://127.0.0.1:5432/test');
   const admin = () => new pg.Client({ connectionString: testUrl ?? undefined });
   let owsc: TestDashboard;
-  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  let proxy: CuttableProxy;
 
   beforeAll(async () => {
     const client = admin();
     await client.connect();
     await client.query(`create database ${database}`);
     await client.end();
-    proxy = await startProxy(target.hostname, Number(target.port || 5432));
-    const proxied = new URL(target.href);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
+    proxy = CuttableProxy.for(target.href, 5432);
+    await proxy.start();
+    const proxied = new URL(proxy.via(target.href));
     proxied.pathname = `/${database}`;
     owsc = await startTestDashboard({
       OW_SC_RL_PER_SEC: '0',

@@ -1,20 +1,14 @@
-// The ingestion service a command needs to enqueue (watchdog, reindex) or consume (worker): BullMQ when REDIS_URL
-// is set, else the embedded durable queue in the `jobs` table, which the server consumes when it starts.
-
+// The ingestion service a command needs to enqueue (watchdog, reindex) or consume (worker), on the queue of
+// domain/job-queue.ts (loaded only when a command needs it).
 import type { Logger } from '@quintet/kernel/log';
 import type { JobQueue } from '@quintet/kernel/queue';
 import type { RagConfig } from '../config-types.js';
 import type { RagDb } from '../domain/database.js';
 import type { IngestionService } from '../domain/ingestion.js';
 
-/** Redis key prefix of the ingestion queue; `serve` and `worker` must agree on it. */
-export const INGEST_QUEUE_PREFIX = 'rag';
-
 export async function createJobQueue(config: RagConfig, db: RagDb, logger: Logger): Promise<JobQueue> {
-  const { createBullJobQueue, createSqlJobQueue } = await import('@quintet/kernel/queue');
-  if (config.redisUrl !== undefined)
-    return createBullJobQueue(config.redisUrl, { prefix: INGEST_QUEUE_PREFIX, logger });
-  return createSqlJobQueue(db.kysely, { table: 'jobs', dialect: db.dialect, logger });
+  const { createJobQueue: create } = await import('../domain/job-queue.js');
+  return create(config, db, logger);
 }
 
 export async function createCommandIngestion(

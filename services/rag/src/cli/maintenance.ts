@@ -1,11 +1,9 @@
 // Operator commands on the data (spec §3.11): migrate, cleanup-tmp, mark-stuck-error, watchdog, reindex, prune.
-import { readdir, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from '@quintet/kernel/log';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { sql } from 'kysely';
 import type { RagConfig } from '../config-types.js';
 import type { RagDb } from '../domain/database.js';
+import { cleanupTmpDir, UPLOAD_WORKSPACE_PREFIX } from '../domain/tmp-files.js';
 import { createCommandIngestion } from './ingestion-queue.js';
 import {
   createCommandLogger,
@@ -56,32 +54,6 @@ async function migrate(): Promise<void> {
   });
 }
 
-/** Deletes regular files directly inside `dir` older than `maxAgeHours`; never opens the database. */
-export async function cleanupTmpDir(dir: string, maxAgeHours: number, now = Date.now()): Promise<number> {
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw error;
-  }
-  const cutoff = now - maxAgeHours * 3_600_000;
-  let removed = 0;
-  for (const name of entries) {
-    const path = join(dir, name);
-    try {
-      const info = await stat(path);
-      if (!info.isFile() || info.mtimeMs >= cutoff) continue;
-      await unlink(path);
-      removed++;
-    } catch (error) {
-      // A file an upload finished with in the meantime is not an error.
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  return removed;
-}
-
 async function cleanupTmp(): Promise<void> {
   await runCommand(async () => {
     const config = await loadCliConfig();
@@ -91,7 +63,11 @@ async function cleanupTmp(): Promise<void> {
       return ExitCode.OK;
     }
     const removed = await cleanupTmpDir(config.tmpDir, config.tmpMaxAgeHours);
-    say(`Removed ${removed} stale temp file(s) from ${config.tmpDir}`);
+    say(`Removed ${removed.files} stale temp file(s) from ${config.tmpDir}`);
+    if (removed.stagingFolders > 0)
+      say(
+        `Removed ${removed.stagingFolders} stale upload staging folder(s) (${UPLOAD_WORKSPACE_PREFIX}*) from ${config.tmpDir}`,
+      );
     return ExitCode.OK;
   });
 }
@@ -184,34 +160,11 @@ async function reindexCommand(flags: ReindexFlags): Promise<void> {
   });
 }
 
-/** Deletes chat messages and query-log rows older than the given days (0 = keep); returns the counts. */
-export async function pruneHistory(
-  db: RagDb,
-  options: { chatDays: number; queryLogDays: number },
-): Promise<{ chatMessages: number; queryLogs: number }> {
-  let chatMessages = 0;
-  let queryLogs = 0;
-  if (options.chatDays > 0) {
-    const result = await db.kysely
-      .deleteFrom('chat_history')
-      .where('created_at', '<', sql<Date>`now() - make_interval(days => ${options.chatDays})`)
-      .executeTakeFirst();
-    chatMessages = Number(result.numDeletedRows);
-  }
-  if (options.queryLogDays > 0) {
-    const result = await db.kysely
-      .deleteFrom('query_logs')
-      .where('created_at', '<', sql<Date>`now() - make_interval(days => ${options.queryLogDays})`)
-      .executeTakeFirst();
-    queryLogs = Number(result.numDeletedRows);
-  }
-  return { chatMessages, queryLogs };
-}
-
 async function pruneCommand(flags: { chatDays?: number; queryLogDays?: number }): Promise<void> {
   await withCommandDatabase(async (db, { config }) => {
     const chatDays = flags.chatDays ?? config.chatRetentionDays;
     const queryLogDays = flags.queryLogDays ?? config.queryLogRetentionDays;
+    const { pruneHistory } = await import('../domain/maintenance.js');
     const { chatMessages, queryLogs } = await pruneHistory(db, { chatDays, queryLogDays });
     say(
       `Deleted ${chatMessages} chat message(s) older than ${chatDays === 0 ? '(kept: 0 = keep)' : `${chatDays} day(s)`} ` +
@@ -227,7 +180,9 @@ export function registerMaintenanceCommands(program: Command): void {
     .action(() => migrate());
   program
     .command('cleanup-tmp')
-    .description('delete files in TMP_DIR older than TMP_MAX_AGE_HOURS (never opens the database)')
+    .description(
+      `delete regular files and ${UPLOAD_WORKSPACE_PREFIX}* upload staging folders in TMP_DIR older than TMP_MAX_AGE_HOURS (never opens the database)`,
+    )
     .action(() => cleanupTmp());
   program
     .command('mark-stuck-error')

@@ -1,7 +1,7 @@
 // Users (spec §3.2, §3.9): lookups, registration, dev-login creation and the admin role/active switches.
 // Emails are stored trimmed and lower-cased; uniqueness is case-insensitive (unique index on lower(email)).
 import { isUniqueViolation } from '@quintet/kernel/db';
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { RagDatabase, UsersTable } from './schema.js';
 
 export type UserRow = Selectable<UsersTable>;
@@ -29,6 +29,26 @@ export class EmailTakenError extends Error {
 
 export function findUserById(db: Kysely<RagDatabase>, id: number): Promise<UserRow | undefined> {
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * The user with this id and whether the token id `jti` is revoked in the `revoked_tokens` table, in one round
+ * trip (the authentication of every request without Redis).
+ */
+export async function findUserWithRevocation(
+  db: Kysely<RagDatabase>,
+  id: number,
+  jti: string,
+  now = new Date(),
+): Promise<{ revoked: boolean; user: UserRow | undefined }> {
+  const { rows } = await sql<UserRow & { revoked: boolean }>`
+    select exists(select 1 from revoked_tokens where jti = ${jti} and expires_at > ${now}) as revoked, u.*
+    from (select 1) as one left join users u on u.id = ${id}`.execute(db);
+  const row = rows[0];
+  if (row === undefined) return { revoked: false, user: undefined };
+  const { revoked, ...user } = row;
+  // The left join yields a row of nulls when the user does not exist.
+  return { revoked, user: user.id === null ? undefined : user };
 }
 
 export function findUserByEmail(db: Kysely<RagDatabase>, email: string): Promise<UserRow | undefined> {

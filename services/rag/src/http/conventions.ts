@@ -17,7 +17,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { RagConfig } from '../config-types.js';
 import { BudgetExceededError } from '../domain/budgets.js';
 import { DatabaseUnavailableError } from '../domain/database.js';
-import { findUserById, type UserRow } from '../domain/users.js';
+import { DatabaseRevocationStore } from '../domain/revocation.js';
+import { findUserById, findUserWithRevocation, type UserRow } from '../domain/users.js';
 import type { RagContext } from './context.js';
 
 export { HttpError };
@@ -591,6 +592,36 @@ function toAuthUser(row: UserRow, claims: TokenClaims): AuthUser {
 }
 
 /**
+ * Whether the token is revoked and the user row. Without Redis both come from the database in one query; with
+ * Redis the revocation check and the user lookup run concurrently, and an unreachable Redis answers 503 whatever
+ * the lookup found. Nothing is cached: a revoked token or a deactivated user is refused at once.
+ */
+async function userAndRevocation(
+  context: RagContext,
+  request: FastifyRequest,
+  outcome: { claims: TokenClaims; userId: number },
+): Promise<{ revoked: boolean; user: UserRow | undefined }> {
+  const { jti } = outcome.claims;
+  if (context.revocations instanceof DatabaseRevocationStore)
+    return findUserWithRevocation(context.db.kysely, outcome.userId, jti);
+  const [revoked, user] = await Promise.allSettled([
+    context.revocations.isRevoked(jti),
+    findUserById(context.db.kysely, outcome.userId),
+  ]);
+  if (revoked.status === 'rejected') {
+    if (context.redis === null) throw revoked.reason;
+    request.log.warn(
+      { event: 'auth_revocation_degraded', reason: (revoked.reason as Error).message },
+      'auth_revocation_degraded',
+    );
+    throw detail(503, 'Revocation service unavailable; please retry shortly');
+  }
+  if (revoked.value) return { revoked: true, user: undefined };
+  if (user.status === 'rejected') throw user.reason;
+  return { revoked: false, user: user.value };
+}
+
+/**
  * The caller, or the 401/403 of spec §3.1: `Missing bearer token`, `Invalid token`, `Invalid token payload`,
  * `Token revoked`, `User not found`, `User is inactive`; 503 when the revocation store (Redis) is unreachable.
  */
@@ -599,19 +630,8 @@ export async function requireUser(request: FastifyRequest): Promise<AuthUser> {
   const context = request.server.rag;
   const outcome = await tokenOutcome(request);
   if ('error' in outcome) throw unauthorized(outcome.error);
-  let revoked: boolean;
-  try {
-    revoked = await context.revocations.isRevoked(outcome.claims.jti);
-  } catch (error) {
-    if (context.redis === null) throw error;
-    request.log.warn(
-      { event: 'auth_revocation_degraded', reason: (error as Error).message },
-      'auth_revocation_degraded',
-    );
-    throw detail(503, 'Revocation service unavailable; please retry shortly');
-  }
+  const { revoked, user: row } = await userAndRevocation(context, request, outcome);
   if (revoked) throw unauthorized('Token revoked');
-  const row = await findUserById(context.db.kysely, outcome.userId);
   if (row === undefined) throw unauthorized('User not found');
   if (!row.is_active) throw detail(403, 'User is inactive');
   const user = toAuthUser(row, outcome.claims);

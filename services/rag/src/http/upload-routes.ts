@@ -26,12 +26,12 @@ import {
   safeFilename,
   unsupportedMimeMessage,
 } from '../domain/text/upload-checks.js';
+import { UPLOAD_WORKSPACE_PREFIX } from '../domain/tmp-files.js';
 import type { RagContext } from './context.js';
 import { detail, featureRateLimit, InputReader, requireUser } from './conventions.js';
 import { findOwnedStores } from './store-lookup.js';
 
-/** Prefix of the upload workspaces in TMP_DIR. */
-export const UPLOAD_WORKSPACE_PREFIX = 'upload-';
+const STAGING_SWEEP_INTERVAL_MS = 3_600_000;
 /** Room for boundaries, part headers and the text fields around the file of a multipart body. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 const MAX_FIELD_BYTES = 16 * 1024;
@@ -75,6 +75,19 @@ function missingField(name: string) {
 export function registerUploadRoutes(app: FastifyInstance, context: RagContext): void {
   const { config, db, logger } = context;
   const workspaces = new WorkspaceRegistry({ root: config.tmpDir, prefix: UPLOAD_WORKSPACE_PREFIX });
+  // Staging folders a crash left behind: swept at start-up, then hourly, at the age cleanup-tmp uses; folders of
+  // uploads in flight in this process are never touched.
+  if (config.tmpMaxAgeHours > 0) {
+    const stopSweeper = workspaces.startSweeper({
+      intervalMs: STAGING_SWEEP_INTERVAL_MS,
+      olderThanMs: config.tmpMaxAgeHours * 3_600_000,
+      onSweep: (removed) =>
+        logger.info({ event: 'upload_staging_swept', count: removed.length }, 'upload_staging_swept'),
+      onError: (error) =>
+        logger.warn({ event: 'upload_staging_sweep_failed', err: error }, 'upload_staging_sweep_failed'),
+    });
+    app.addHook('onClose', async () => stopSweeper());
+  }
   const uploadCap = config.maxUploadBytes;
 
   /** After an early answer: read and discard the rest of the body (up to 2 × the cap) so the client sees it. */

@@ -147,6 +147,33 @@ describe('cleanup-tmp', () => {
     expect(existsSync(join(tmp, 'fresh'))).toBe(true);
     expect(existsSync(join(tmp, 'subdir'))).toBe(true);
   });
+
+  it('also removes upload staging folders a crash left behind, by the same age', async () => {
+    const tmp = join(work, 'tmp-staging');
+    const old = new Date(Date.now() - 3 * 3_600_000);
+    for (const name of ['upload-0a1b2c', 'upload-3d4e5f', 'upload-fresh', 'other-dir']) {
+      await mkdir(join(tmp, name), { recursive: true });
+      await writeFile(join(tmp, name, 'part'), 'x');
+    }
+    for (const name of ['upload-0a1b2c', 'upload-3d4e5f', 'other-dir'])
+      await utimes(join(tmp, name), old, old);
+    await writeFile(join(tmp, 'stale-file'), 'x');
+    await utimes(join(tmp, 'stale-file'), old, old);
+
+    const result = await run(['cleanup-tmp'], { TMP_DIR: tmp, TMP_MAX_AGE_HOURS: '1' });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(
+      `Removed 1 stale temp file(s) from ${tmp}\n` +
+        `Removed 2 stale upload staging folder(s) (upload-*) from ${tmp}\n`,
+    );
+    expect(existsSync(join(tmp, 'upload-0a1b2c'))).toBe(false);
+    expect(existsSync(join(tmp, 'upload-3d4e5f'))).toBe(false);
+    expect(existsSync(join(tmp, 'upload-fresh', 'part'))).toBe(true);
+    expect(existsSync(join(tmp, 'other-dir', 'part'))).toBe(true);
+
+    const help = await run(['cleanup-tmp', '--help']);
+    expect(help.stdout).toContain('upload-* upload staging folders');
+  });
 });
 
 describe('secrets', () => {

@@ -164,4 +164,67 @@ describe('admin', () => {
       owner_email: 'watchdog-admin@example.com',
     });
   });
+
+  it('retries an ERROR document (202, audited) until it is DONE; 409 for one that is not failed, 404 unknown', async () => {
+    const admin = await createUser(server, 'retry-admin@example.com', { admin: true });
+    const store = await server.request('POST', '/api/stores', {
+      token: admin.token,
+      body: { display_name: 'Retry' },
+    });
+    const storeId = (store.body as { id: number }).id;
+    const kysely = server.context.db.kysely;
+    const text = 'An admin retry indexes a failed document again.\n';
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const dir = join(server.config.uploadDir, String(storeId), 'retry');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'retry.txt');
+    writeFileSync(path, text);
+    const document = await kysely
+      .insertInto('documents')
+      .values({
+        store_id: storeId,
+        filename: 'retry.txt',
+        display_name: 'retry.txt',
+        mime_type: 'text/plain',
+        size_bytes: text.length,
+        sha256: 'x',
+        storage_path: path,
+        status: 'ERROR',
+        attempts: 3,
+        last_error: 'Indexing did not finish after 3 attempts',
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+
+    const retry = await server.request('POST', `/api/admin/documents/${document.id}/retry`, {
+      token: admin.token,
+    });
+    expect([retry.status, retry.body]).toEqual([202, { op_id: `doc-${document.id}` }]);
+    const status = async () =>
+      kysely
+        .selectFrom('documents')
+        .select(['status', 'last_error'])
+        .where('id', '=', document.id)
+        .executeTakeFirstOrThrow();
+    expect(await until(async () => (await status()).status === 'DONE', 10_000)).toBe(true);
+    expect((await status()).last_error).toBeNull();
+    const entry = (
+      (await server.request('GET', '/api/admin/audit?limit=1', { token: admin.token })).body as {
+        action: string;
+        target_id: string | number;
+      }[]
+    )[0];
+    expect(entry).toMatchObject({ action: 'retry_document' });
+    expect(String(entry?.target_id)).toBe(String(document.id));
+
+    const again = await server.request('POST', `/api/admin/documents/${document.id}/retry`, {
+      token: admin.token,
+    });
+    expect([again.status, again.body]).toEqual([409, { detail: 'Document is not in ERROR state or stuck' }]);
+    const unknown = await server.request('POST', '/api/admin/documents/99999999/retry', {
+      token: admin.token,
+    });
+    expect([unknown.status, unknown.body]).toEqual([404, { detail: 'Document not found' }]);
+  });
 });

@@ -72,7 +72,7 @@ const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@
 let postgresAvailable: Promise<boolean> | undefined;
 
 /** Creates an empty database on the PostgreSQL test server; returns its URL and a drop function. */
-async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `rag_http_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await admin.connect();
