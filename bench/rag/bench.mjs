@@ -379,38 +379,46 @@ targets.R3 = async () => {
   }
 };
 
-/** A fake OpenAI-compatible server streaming `tokensPerSecond` tokens for `seconds`. */
+/**
+ * A fake OpenAI-compatible server streaming `tokensPerSecond` tokens for `seconds`, in a process of its own so
+ * that its timers do not compete with the 200 clients this process runs.
+ */
 async function fakeLlm(tokensPerSecond, seconds) {
-  const server = http.createServer((request, response) => {
-    if (request.url.endsWith('/models')) {
-      response.end(JSON.stringify({ data: [{ id: 'bench-model' }] }));
-      return;
-    }
-    request.resume();
-    request.on('end', () => {
-      response.writeHead(200, { 'content-type': 'text/event-stream' });
-      let sent = 0;
-      const total = tokensPerSecond * seconds;
-      const timer = setInterval(() => {
-        if (sent >= total) {
-          clearInterval(timer);
-          response.write(
-            `data: ${JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 100, completion_tokens: total } })}\n\n`,
-          );
-          response.end('data: [DONE]\n\n');
-          return;
-        }
-        sent++;
-        response.write(`data: ${JSON.stringify({ choices: [{ delta: { content: 'word ' } }] })}\n\n`);
-      }, 1000 / tokensPerSecond);
-      response.on('close', () => clearInterval(timer));
+  const source = `
+    const http = require('node:http');
+    const [rate, seconds] = process.argv.slice(1).map(Number);
+    const server = http.createServer((request, response) => {
+      if (request.url.endsWith('/models')) return response.end(JSON.stringify({ data: [{ id: 'bench-model' }] }));
+      request.resume();
+      request.on('end', () => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' });
+        let sent = 0;
+        const total = rate * seconds;
+        const timer = setInterval(() => {
+          if (sent >= total) {
+            clearInterval(timer);
+            response.write('data: ' + JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 100, completion_tokens: total } }) + '\\n\\n');
+            return response.end('data: [DONE]\\n\\n');
+          }
+          sent++;
+          response.write('data: ' + JSON.stringify({ choices: [{ delta: { content: 'word ' } }] }) + '\\n\\n');
+        }, 1000 / rate);
+        response.on('close', () => clearInterval(timer));
+      });
     });
+    server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+  `;
+  const child = spawn(process.execPath, ['-e', source, String(tokensPerSecond), String(seconds)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  liveChildren.add(child);
+  const [data] = await once(child.stdout, 'data');
   return {
-    url: `http://127.0.0.1:${server.address().port}/v1`,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    url: `http://127.0.0.1:${Number(String(data).trim())}/v1`,
+    close: async () => {
+      child.kill('SIGTERM');
+      liveChildren.delete(child);
+    },
   };
 }
 
@@ -443,12 +451,14 @@ targets.R4 = async () => {
     const sampler = rssSampler(server.child.pid, 100);
     const streams = n(200, 20);
     const gaps = [];
+    const firstBytes = [];
     const results = await Promise.all(
       Array.from(
         { length: streams },
         () =>
           new Promise((resolve, reject) => {
-            let last = performance.now();
+            const started = performance.now();
+            let last = null;
             let maxGap = 0;
             const request = http.request(
               `${server.base}/api/chat`,
@@ -456,7 +466,9 @@ targets.R4 = async () => {
               (response) => {
                 response.on('data', () => {
                   const now = performance.now();
-                  maxGap = Math.max(maxGap, now - last);
+                  // Stalls are measured once the stream flows; the wait for its first byte is reported apart.
+                  if (last === null) firstBytes.push(now - started);
+                  else maxGap = Math.max(maxGap, now - last);
                   last = now;
                 });
                 response.on('end', () => {
@@ -479,6 +491,7 @@ targets.R4 = async () => {
       streams,
       seconds,
       statuses: [...new Set(results)],
+      first_byte_ms: latencySummary(firstBytes),
       max_gap_between_writes_ms: latencySummary(gaps),
       upstream_gap_ms: 1000 / 20,
       peak_rss_mb: round(peakKb / 1024, 1),
