@@ -69,7 +69,9 @@ beforeAll(async () => {
     timeouts: {
       env: {
         DOCOPS_TEST_MODE: '1',
-        DOCOPS_TEST_SLEEP_SECONDS: '0.4',
+        // Every render sleeps past the limit, so timeouts happen on any machine (a shorter sleep made them
+        // depend on how fast the render after it was).
+        DOCOPS_TEST_SLEEP_SECONDS: '0.7',
         DOCOPS_REQUEST_TIMEOUT_SECONDS: '0.5',
         DOCOPS_MAX_CONCURRENCY: '4',
         DOCOPS_WORKER_WARM: '2',
