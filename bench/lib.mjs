@@ -1,5 +1,5 @@
 // Helpers shared by the benchmarks under bench/<service>/.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -81,4 +81,34 @@ export function rssSampler(pid, everyMs) {
       return { peakKb, samples };
     },
   };
+}
+
+/**
+ * Runs the targets named on the command line (all by default), one JSON line each; a failing target is reported
+ * as `{id, error}` and sets exit code 1. `BENCH_OUT=path` also writes all results as one JSON document.
+ */
+export async function runTargets(targets, { quick }) {
+  const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+  const ids = wanted.length > 0 ? wanted : Object.keys(targets);
+  const results = [];
+  for (const id of ids) {
+    const run = targets[id];
+    if (!run) {
+      console.error(`unknown target ${id} (known: ${Object.keys(targets).join(' ')})`);
+      process.exitCode = 2;
+      continue;
+    }
+    const started = performance.now();
+    let result;
+    try {
+      result = { id, quick, ...(await run()), bench_seconds: round((performance.now() - started) / 1000) };
+    } catch (error) {
+      result = { id, quick, error: error instanceof Error ? error.message : String(error) };
+      process.exitCode = 1;
+    }
+    results.push(result);
+    console.log(JSON.stringify(result));
+  }
+  if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(results, null, 2)}\n`);
+  return results;
 }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import WebSocket from 'ws';
-import { freePort, latencySummary, percentile, procStatusKb, round, sleep } from '../lib.mjs';
+import { freePort, latencySummary, percentile, procStatusKb, round, runTargets, sleep } from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/owsc/bin/openworld-chem.js');
@@ -557,31 +557,4 @@ targets.O8 = async () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-const ids = wanted.length > 0 ? wanted : Object.keys(targets);
-const results = [];
-for (const id of ids) {
-  const run = targets[id];
-  if (!run) {
-    console.error(`unknown target ${id} (known: ${Object.keys(targets).join(' ')})`);
-    process.exitCode = 2;
-    continue;
-  }
-  const started = performance.now();
-  try {
-    const result = {
-      id,
-      quick: QUICK,
-      ...(await run()),
-      bench_seconds: round((performance.now() - started) / 1000),
-    };
-    results.push(result);
-    console.log(JSON.stringify(result));
-  } catch (error) {
-    const result = { id, quick: QUICK, error: error instanceof Error ? error.message : String(error) };
-    results.push(result);
-    console.log(JSON.stringify(result));
-    process.exitCode = 1;
-  }
-}
-if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(results, null, 2)}\n`);
+await runTargets(targets, { quick: QUICK });

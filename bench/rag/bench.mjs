@@ -7,14 +7,14 @@
 //   BENCH_OUT=path  also write all results as one JSON document
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
-import { freePort, latencySummary, procStatusKb, round, rssSampler, sleep } from '../lib.mjs';
+import { freePort, latencySummary, procStatusKb, round, rssSampler, runTargets, sleep } from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/rag/bin/rag-assistant.js');
@@ -580,32 +580,5 @@ targets.R7 = async () => {
   };
 };
 
-const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-const ids = wanted.length > 0 ? wanted : Object.keys(targets);
-const results = [];
-for (const id of ids) {
-  const run = targets[id];
-  if (!run) {
-    console.error(`unknown target ${id} (known: ${Object.keys(targets).join(' ')})`);
-    process.exitCode = 2;
-    continue;
-  }
-  const started = performance.now();
-  try {
-    const result = {
-      id,
-      quick: QUICK,
-      ...(await run()),
-      bench_seconds: round((performance.now() - started) / 1000),
-    };
-    results.push(result);
-    console.log(JSON.stringify(result));
-  } catch (error) {
-    const result = { id, quick: QUICK, error: error instanceof Error ? error.message : String(error) };
-    results.push(result);
-    console.log(JSON.stringify(result));
-    process.exitCode = 1;
-  }
-}
+await runTargets(targets, { quick: QUICK });
 if (sharedCorpus) await sharedCorpus.server.stop();
-if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(results, null, 2)}\n`);
