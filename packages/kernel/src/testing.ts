@@ -102,6 +102,30 @@ export const CHROMIUM_LAUNCH_OPTIONS = {
 };
 
 /**
+ * An empty database of its own on the PostgreSQL test server (named `<prefix>_<pid>_<random>`), with a `drop()`
+ * that removes it even while connections are open.
+ */
+export async function createTestDatabase(
+  prefix: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const adminUrl = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const name = `${prefix}_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
+  const asAdmin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await asAdmin(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => asAdmin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/**
  * A TCP proxy to a test server (PostgreSQL, Redis) that a test can cut — every open connection dropped, new
  * ones refused — and restore on the same port, to play an outage and its recovery.
  */

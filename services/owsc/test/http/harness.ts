@@ -4,8 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@quintet/kernel/log';
-import { testDatabaseUrl } from '@quintet/kernel/testing';
-import pg from 'pg';
+import { createTestDatabase, testDatabaseUrl } from '@quintet/kernel/testing';
 import WebSocket from 'ws';
 import { loadConfig, type OwscConfig } from '../../src/config.js';
 import type { OwscContext } from '../../src/http/context.js';
@@ -43,36 +42,8 @@ export function testEnv(dir: string, overrides: Record<string, string> = {}): Re
 }
 
 /** The PostgreSQL test server (`TEST_DATABASE_URL`, else the local one on 5432). */
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
-
-/** Whether the PostgreSQL test server answers (asked once; under CI=true its absence fails the run). */
+export /** Whether the PostgreSQL test server answers (asked once; under CI=true its absence fails the run). */
 const postgresAvailable: Promise<boolean> = testDatabaseUrl().then((url) => url !== null);
-
-/** Creates an empty database of its own on the PostgreSQL test server; returns its URL and a drop function. */
-async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `owsc_http_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
-    },
-  };
-}
 
 export interface TestDashboardOptions extends Omit<DashboardOptions, 'logger' | 'signals'> {
   /**
@@ -92,7 +63,8 @@ export async function startTestDashboard(
   const usePostgres = env.OW_SC_DATA_DIR === undefined && (await postgresAvailable);
   const { store = usePostgres ? 'postgres' : 'embedded', ...dashboardOptions } = options;
   const dir = mkdtempSync(join(tmpdir(), 'owsc-http-'));
-  const database = store === 'postgres' && env.DATABASE_URL === undefined ? await freshDatabase() : null;
+  const database =
+    store === 'postgres' && env.DATABASE_URL === undefined ? await createTestDatabase('owsc_http') : null;
   const config = loadConfig(testEnv(dir, database === null ? env : { DATABASE_URL: database.url, ...env }));
   const logs: LogLine[] = [];
   const rawLogs: string[] = [];

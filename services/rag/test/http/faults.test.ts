@@ -3,20 +3,20 @@
 // `Database unavailable`; Redis down → rate limits fall back to memory with one `ratelimit_degraded` warning,
 // revocation checks 503, `/health` 503. Both recover without a restart. Skipped when the test server is not
 // reachable (failing in CI).
-import { CuttableProxy, testDatabaseUrl, testRedisUrl } from '@quintet/kernel/testing';
+import { CuttableProxy, createTestDatabase, testDatabaseUrl, testRedisUrl } from '@quintet/kernel/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, freshDatabase, startTestServer, type TestServer, until } from './harness.js';
+import { createUser, startTestServer, type TestServer, until } from './harness.js';
 
 const databaseUrl = await testDatabaseUrl();
 const redisUrl = await testRedisUrl();
 
 describe.skipIf(databaseUrl === null)('database down', () => {
   let proxy: CuttableProxy;
-  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let server: TestServer;
 
   beforeAll(async () => {
-    database = await freshDatabase();
+    database = await createTestDatabase('rag_faults');
     proxy = CuttableProxy.for(database.url, 5432);
     await proxy.start();
     server = await startTestServer({ DATABASE_URL: proxy.via(database.url) });

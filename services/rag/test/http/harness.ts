@@ -5,8 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@quintet/kernel/log';
-import { testDatabaseUrl } from '@quintet/kernel/testing';
-import pg from 'pg';
+import { createTestDatabase, testDatabaseUrl } from '@quintet/kernel/testing';
 import { loadConfig } from '../../src/config.js';
 import type { RagConfig } from '../../src/config-types.js';
 import { setPasswordHashCostForTests } from '../../src/domain/passwords.js';
@@ -68,34 +67,7 @@ export function testEnv(dir: string, overrides: Record<string, string> = {}): Re
   };
 }
 
-const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 let postgresAvailable: Promise<boolean> | undefined;
-
-/** Creates an empty database on the PostgreSQL test server; returns its URL and a drop function. */
-export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `rag_http_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(TEST_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
-    },
-  };
-}
 
 export interface TestServerOptions {
   /**
@@ -116,7 +88,8 @@ export async function startTestServer(
   const store =
     options.store ?? (env.DATABASE_URL !== undefined || (await postgresAvailable) ? 'postgres' : 'embedded');
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rag-http-'));
-  const database = store === 'postgres' && env.DATABASE_URL === undefined ? await freshDatabase() : null;
+  const database =
+    store === 'postgres' && env.DATABASE_URL === undefined ? await createTestDatabase('rag_http') : null;
   const cleanup = async () => {
     await database?.drop();
     if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
