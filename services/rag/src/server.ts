@@ -3,7 +3,7 @@
 // metrics, every route and the web app; graceful shutdown; optional cluster workers.
 import cluster from 'node:cluster';
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RedisRevocationStore, type RevocationStore } from '@quintet/kernel/jwt';
 import { createLogger, flushLogger, type Logger } from '@quintet/kernel/log';
@@ -11,6 +11,7 @@ import { registerWorkerRegistry } from '@quintet/kernel/metrics';
 import type { JobQueue } from '@quintet/kernel/queue';
 import { connectRedis, type Redis, waitForRedis } from '@quintet/kernel/redis';
 import { createHttpApp, onShutdownSignal, runWithWorkers } from '@quintet/kernel/service';
+import { isFingerprinted, staticContentType } from '@quintet/kernel/static-files';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { checkWorkers, StartupRefusedError } from './config.js';
 import type { RagConfig } from './config-types.js';
@@ -232,28 +233,10 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
 
 // ---- the web app (spec §3.10) ----
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.webp': 'image/webp',
-  '.woff2': 'font/woff2',
-  '.txt': 'text/plain; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-};
-
-/** `name.<8+ hex digits>.ext`: a file named after its content. */
-const HASHED_FILE = /\.[0-9a-f]{8,}\.[a-z0-9]+$/;
-
 function sendWebFile(reply: FastifyReply, path: string, cacheControl: string): void {
   reply
     .code(200)
-    .header('content-type', CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream')
+    .header('content-type', staticContentType(path) ?? 'application/octet-stream')
     .header('cache-control', cacheControl)
     .header('content-length', String(statSync(path).size))
     .send(createReadStream(path));
@@ -281,7 +264,7 @@ export function registerWebApp(app: FastifyInstance, webDir = WEB_DIR): void {
     if (candidate.startsWith(root + sep) && existsSync(candidate) && statSync(candidate).isFile()) {
       // Only a file whose name carries its content hash may be cached for good; the UI's modules are plain
       // files (no build step), so they are revalidated and an upgrade reaches browsers at once.
-      const cache = HASHED_FILE.test(candidate) ? 'public, max-age=31536000, immutable' : 'no-cache';
+      const cache = isFingerprinted(candidate) ? 'public, max-age=31536000, immutable' : 'no-cache';
       sendWebFile(reply, candidate, cache);
       return reply;
     }

@@ -1,7 +1,7 @@
 // The web console (spec §3.8.7): a static page and its assets, guarded like /v1/meta, with a strict CSP.
 import { readdir, readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import { pageSecurityHeaders } from '@quintet/kernel/security';
+import { staticContentType } from '@quintet/kernel/static-files';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DocopsContext } from '../server.js';
 import { HttpError } from './errors.js';
@@ -12,14 +12,6 @@ const WEB_DIR = new URL('../../web/', import.meta.url);
 export const WEB_CONSOLE_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-};
-
 interface Asset {
   body: Buffer;
   type: string;
@@ -29,12 +21,12 @@ interface Asset {
 async function loadAssets(): Promise<{ page: Asset; assets: Map<string, Asset> }> {
   const page = {
     body: await readFile(new URL('index.html', WEB_DIR)),
-    type: CONTENT_TYPES['.html'] as string,
+    type: staticContentType('index.html') as string,
   };
   const assets = new Map<string, Asset>();
   const assetDir = new URL('assets/', WEB_DIR);
   for (const name of await readdir(assetDir)) {
-    const type = CONTENT_TYPES[extname(name)];
+    const type = staticContentType(name);
     if (type) assets.set(name, { body: await readFile(new URL(name, assetDir)), type });
   }
   return { page, assets };

@@ -2,8 +2,9 @@
 // and the uPlot build, with content types and the cache rules (one hour; fingerprinted names: immutable, a year).
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, extname, join, normalize, sep } from 'node:path';
+import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isFingerprinted, staticContentType } from '@quintet/kernel/static-files';
 import type { FastifyInstance } from 'fastify';
 import { sendDetail } from './conventions.js';
 
@@ -21,24 +22,8 @@ const VENDOR_FILES: Readonly<Record<string, string>> = {
   'vendor/uplot.min.css': join(UPLOT_DIST, 'uPlot.min.css'),
 };
 
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.txt': 'text/plain; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-};
-
 const ONE_HOUR = 'public, max-age=3600';
 const ONE_YEAR_IMMUTABLE = 'public, max-age=31536000, immutable';
-// `app.3f9a2b1c.js`, `app-3f9a2b1c4d.css`: a content hash of 8+ hex characters in the name.
-const FINGERPRINTED = /[.-][0-9a-f]{8,}\.[a-z0-9]+$/i;
 
 /** The file under web/ (or a vendor file) for a `/static/` sub-path, or null when it is outside them. */
 export function staticFilePath(subPath: string): string | null {
@@ -71,8 +56,8 @@ export function registerWebRoutes(app: FastifyInstance): void {
     const content = path === null ? null : await readOrNull(path);
     if (path === null || content === null) return sendDetail(reply, 404, 'Not Found');
     return reply
-      .header('cache-control', FINGERPRINTED.test(subPath) ? ONE_YEAR_IMMUTABLE : ONE_HOUR)
-      .type(CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream')
+      .header('cache-control', isFingerprinted(subPath) ? ONE_YEAR_IMMUTABLE : ONE_HOUR)
+      .type(staticContentType(path) ?? 'application/octet-stream')
       .send(content);
   });
 }

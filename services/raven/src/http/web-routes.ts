@@ -2,28 +2,14 @@
 // on load) and their assets under `/static/<name>`. Every file is read once at start-up; `/static/` serves only
 // the files present then (flat names, no sub-directories), anything else is the usual 404.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { staticContentType } from '@quintet/kernel/static-files';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { PAGE_CSP } from './conventions.js';
 import { sendDetail } from './errors.js';
 
 /** The directory holding index.html, d.html and static/ (the same from src/ and dist/). */
 export const WEB_ROOT = resolve(import.meta.dirname, '../../web');
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.html': 'text/html; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.txt': 'text/plain; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.webp': 'image/webp',
-  '.woff2': 'font/woff2',
-};
 
 const STATIC_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -47,7 +33,7 @@ export function loadStaticAssets(dir: string): Map<string, Asset> {
     if (!statSync(path).isFile()) continue;
     assets.set(name, {
       body: readFileSync(path),
-      contentType: CONTENT_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream',
+      contentType: staticContentType(name) ?? 'application/octet-stream',
     });
   }
   return assets;
