@@ -1,5 +1,6 @@
 // The ingestion job `index-document` (spec §3.5), at-least-once and idempotent: an atomic lease
-// (PENDING → RUNNING), parse → chunk → embed, then ONE transaction that swaps the document's chunks, marks it
+// (PENDING → RUNNING), parse → chunk → analyse → embed (the CPU-heavy steps in a worker thread when the service
+// runs jobs, see ingest-worker.ts), then ONE transaction that swaps the document's chunks, marks it
 // DONE and writes the index cost row. A failure leaves the previous index (or none) untouched: no partial chunks.
 
 import { isDatabaseUnavailable } from '@quintet/kernel/db';
@@ -9,12 +10,18 @@ import { type JobInfo, type JobQueue, type QueuedJob, RetryableJobError } from '
 import { type RawBuilder, sql, type Transaction } from 'kysely';
 import type { ModelPrice, RagConfig } from '../config-types.js';
 import type { RagDb } from './database.js';
+import {
+  type AnalysedChunk,
+  type AnalysedDocument,
+  type AnalyseRequest,
+  analyseDocument,
+  DocumentTooLargeError,
+  IngestWorkerPool,
+} from './ingest-worker.js';
 import type { RagDatabase } from './schema.js';
-import { termFrequencies } from './text/analysis.js';
-import { type ChunkDraft, chunkBlocks, extractedTokenCount } from './text/chunk.js';
 import { indexCostUsd, priceFor } from './text/costs.js';
 import { toPgVector } from './text/embedding.js';
-import { ParseError, parseDocument } from './text/parse.js';
+import { ParseError } from './text/parse.js';
 import { runWatchdog } from './watchdog.js';
 
 export const INDEX_DOCUMENT_JOB = 'index-document';
@@ -33,8 +40,11 @@ export interface IngestionDeps {
   config: RagConfig;
   logger: Logger;
   embed: EmbedFunction;
-  /** the parser (default: parseDocument, in this thread); a worker-thread parser can be passed instead */
-  parse?: typeof parseDocument;
+  /**
+   * Worker threads for parse → chunk → analyse, and for the embeddings too with EMBEDDING_PROVIDER=local
+   * (remote providers are I/O: `embed` is called on this thread). Without it all of it runs on this thread.
+   */
+  worker?: IngestWorkerPool;
 }
 
 export interface IndexDocumentOptions {
@@ -94,7 +104,8 @@ export function sanitizeFailureReason(error: unknown): string {
 /** Transient failures worth another attempt: provider 429/5xx/timeouts, network errors, database outages. */
 export function isRetryableFailure(error: unknown): boolean {
   if (error instanceof RetryableJobError) return true;
-  if (error instanceof IndexingError || error instanceof ParseError) return false;
+  if (error instanceof IndexingError || error instanceof ParseError || error instanceof DocumentTooLargeError)
+    return false;
   if (isDatabaseUnavailable(error)) return true;
   const candidate = error as {
     status?: unknown;
@@ -212,21 +223,27 @@ async function buildAndSwap(
   signal: AbortSignal,
 ): Promise<boolean> {
   const { db, config } = deps;
-  // Parsing runs in this thread unless deps.parse says otherwise (≈ 0.4 s for 10 MB of text).
-  const parsed = await (deps.parse ?? parseDocument)(lease.storage_path, lease.mime_type, {
-    pdfMaxPages: config.pdfMaxPages,
-    maxUncompressedBytes: MAX_UNCOMPRESSED_BYTES,
-  });
+  const embedLocally = deps.worker !== undefined && db.vectorEnabled && config.embeddingProvider === 'local';
+  const request: AnalyseRequest = {
+    path: lease.storage_path,
+    mimeType: lease.mime_type,
+    parse: { pdfMaxPages: config.pdfMaxPages, maxUncompressedBytes: MAX_UNCOMPRESSED_BYTES },
+    chunk: { chunkTokens: config.ragChunkTokens, overlapTokens: config.ragChunkOverlap },
+    embeddingDim: embedLocally ? config.embeddingDim : null,
+  };
+  // On this thread, 10 MB of text would hold the event loop for seconds.
+  const analysed = await (deps.worker?.run(request, signal) ?? analyseDocument(request));
   signal.throwIfAborted();
-  const drafts = chunkBlocks(parsed.blocks, {
-    chunkTokens: config.ragChunkTokens,
-    overlapTokens: config.ragChunkOverlap,
-  });
+  const drafts = analysed.chunks;
   if (drafts.length === 0) throw new IndexingError('No extractable text');
-  const vectors = db.vectorEnabled ? await embedInBatches(deps, drafts, signal) : null;
+  const vectors = !db.vectorEnabled
+    ? null
+    : analysed.embeddings === null
+      ? await embedInBatches(deps, drafts, signal)
+      : vectorsOf(analysed, db.embeddingDim);
   signal.throwIfAborted();
   // Charged on the extracted text without the chunk overlap (spec §3.5 step 5, §4.15).
-  const tokens = extractedTokenCount(parsed.blocks);
+  const tokens = analysed.tokenCount;
   const cost = indexCostUsd(tokens, indexingPrice(config));
   // The new generation is written in short transactions (invisible to readers), then made visible together
   // with DONE and the cost row in one small transaction: atomic for readers, without holding PGlite's only
@@ -243,7 +260,7 @@ async function buildAndSwap(
           status: 'DONE',
           index_generation: generation,
           chunk_count: drafts.length,
-          page_count: parsed.pageCount,
+          page_count: analysed.pageCount,
           token_count: tokens,
           last_error: null,
           status_updated_at: sql`now()`,
@@ -307,7 +324,7 @@ async function deleteChunks(db: RagDb, documentId: number, which: RawBuilder<unk
 
 async function embedInBatches(
   deps: IngestionDeps,
-  drafts: readonly ChunkDraft[],
+  drafts: readonly AnalysedChunk[],
   signal: AbortSignal,
 ): Promise<Float32Array[]> {
   const expected = deps.db.embeddingDim;
@@ -321,10 +338,7 @@ async function embedInBatches(
         `The embedding provider returned ${batch.length} vectors for ${texts.length} texts`,
       );
     for (const vector of batch) {
-      if (expected !== null && vector.length !== expected)
-        throw new IndexingError(
-          `Embedding dimension ${vector.length} does not match the index (${expected}); check EMBEDDING_DIM`,
-        );
+      checkDimension(vector.length, expected);
       vectors.push(vector);
     }
     await yieldToEventLoop();
@@ -332,11 +346,27 @@ async function embedInBatches(
   return vectors;
 }
 
+/** The worker's local embeddings, one view per chunk into its single array. */
+function vectorsOf(analysed: AnalysedDocument, expected: number | null): Float32Array[] {
+  const { chunks, embeddings } = analysed;
+  if (embeddings === null || chunks.length === 0) return [];
+  const dim = embeddings.length / chunks.length;
+  checkDimension(dim, expected);
+  return chunks.map((_, index) => embeddings.subarray(index * dim, (index + 1) * dim));
+}
+
+function checkDimension(dim: number, expected: number | null): void {
+  if (expected !== null && dim !== expected)
+    throw new IndexingError(
+      `Embedding dimension ${dim} does not match the index (${expected}); check EMBEDDING_DIM`,
+    );
+}
+
 /** Writes the chunks (and vectors) of `generation`, one short transaction per batch. */
 async function stageChunks(
   db: RagDb,
   lease: LeasedDocument,
-  drafts: readonly ChunkDraft[],
+  drafts: readonly AnalysedChunk[],
   vectors: Float32Array[] | null,
   generation: number,
 ): Promise<void> {
@@ -354,27 +384,24 @@ async function stageChunks(
 async function insertBatch(
   trx: Transaction<RagDatabase>,
   lease: LeasedDocument,
-  batch: readonly ChunkDraft[],
+  batch: readonly AnalysedChunk[],
   vectors: Float32Array[] | null,
   generation: number,
 ): Promise<void> {
   const inserted = await trx
     .insertInto('chunks')
     .values(
-      batch.map((draft) => {
-        const { terms, count } = termFrequencies(draft.text);
-        return {
-          document_id: lease.id,
-          store_id: lease.store_id,
-          ordinal: draft.ordinal,
-          page: draft.page,
-          text: draft.text,
-          token_count: draft.tokenCount,
-          terms: JSON.stringify(terms),
-          term_count: count,
-          generation,
-        };
-      }),
+      batch.map((draft) => ({
+        document_id: lease.id,
+        store_id: lease.store_id,
+        ordinal: draft.ordinal,
+        page: draft.page,
+        text: draft.text,
+        token_count: draft.tokenCount,
+        terms: draft.termsJson,
+        term_count: draft.termCount,
+        generation,
+      })),
     )
     .returning(['id', 'ordinal'])
     .execute();
@@ -434,19 +461,29 @@ async function recordFailure(
 export interface IngestionService {
   /** queues indexing of a PENDING document; rejects when the queue does not accept the job */
   enqueue(documentId: number): Promise<void>;
-  /** consumes `index-document` jobs in this process (default INGEST_CONCURRENCY parallel jobs) */
+  /**
+   * Consumes `index-document` jobs in this process (default INGEST_CONCURRENCY parallel jobs), analysing
+   * documents in as many worker threads (unless `worker` was given, or `cpuWork` is 'inline').
+   */
   start(concurrency?: number): void;
   /**
    * Start-up recovery (spec §3.9), before start(): embedded (PGlite) mode treats RUNNING documents as stuck at
    * once (the process that ran them is gone); PENDING documents without a queued job are enqueued.
    */
   recoverOnStartup(): Promise<{ reset: number; failed: number; enqueued: number }>;
-  /** stops taking jobs and waits up to `drainMs` for running ones (unfinished ones are recovered later) */
+  /**
+   * Stops taking jobs and waits up to `drainMs` for running ones (unfinished ones are recovered later), then
+   * stops the worker threads it started.
+   */
   close(drainMs: number): Promise<void>;
 }
 
 export interface IngestionServiceDeps extends IngestionDeps {
   queue: JobQueue;
+  /** where start() runs the CPU-heavy steps when no `worker` pool is given (default 'worker') */
+  cpuWork?: 'worker' | 'inline';
+  /** heap cap of each worker thread the service starts (default INGEST_WORKER_MAX_OLD_GENERATION_MB) */
+  workerMaxOldGenerationSizeMb?: number;
 }
 
 interface IndexJobPayload {
@@ -460,6 +497,9 @@ export function ingestBackoffMs(attempt: number): number {
 
 export function createIngestionService(deps: IngestionServiceDeps): IngestionService {
   const { db, config, logger, queue } = deps;
+  let jobDeps: IngestionDeps = deps;
+  /** the pool start() created (closed by close()); a pool passed in `deps.worker` belongs to the caller */
+  let ownPool: IngestWorkerPool | null = null;
 
   /** One job id per PENDING state: duplicate enqueues of that state collapse, a later reset gets a new job. */
   async function jobIdFor(documentId: number): Promise<string | undefined> {
@@ -486,7 +526,7 @@ export function createIngestionService(deps: IngestionServiceDeps): IngestionSer
       logger.error({ event: 'ingest_bad_job', job_id: job.id }, 'index job without a document id');
       return;
     }
-    await indexDocument(deps, documentId, job.signal, { takeOverRunning: job.attempt > 1 });
+    await indexDocument(jobDeps, documentId, job.signal, { takeOverRunning: job.attempt > 1 });
   }
 
   async function onFinalFailure(job: JobInfo<IndexJobPayload>, error: unknown): Promise<void> {
@@ -505,6 +545,15 @@ export function createIngestionService(deps: IngestionServiceDeps): IngestionSer
   return {
     enqueue,
     start(concurrency = config.ingestConcurrency) {
+      if (deps.worker === undefined && (deps.cpuWork ?? 'worker') === 'worker' && ownPool === null) {
+        ownPool = new IngestWorkerPool({
+          size: concurrency,
+          ...(deps.workerMaxOldGenerationSizeMb === undefined
+            ? {}
+            : { maxOldGenerationSizeMb: deps.workerMaxOldGenerationSizeMb }),
+        });
+        jobDeps = { ...deps, worker: ownPool };
+      }
       queue.process<IndexJobPayload>(INDEX_DOCUMENT_JOB, handle, {
         concurrency,
         timeoutMs: config.ingestJobTimeoutS * 1000,
@@ -547,8 +596,14 @@ export function createIngestionService(deps: IngestionServiceDeps): IngestionSer
         );
       return { reset, failed, enqueued };
     },
-    close(drainMs) {
-      return queue.close({ drainMs });
+    async close(drainMs) {
+      try {
+        await queue.close({ drainMs });
+      } finally {
+        await ownPool?.close();
+        ownPool = null;
+        jobDeps = deps;
+      }
     },
   };
 }

@@ -5,12 +5,25 @@
 import { type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { RagConfig } from '../config-types.js';
 import { guardDatabase, type RagDb } from './database.js';
+import {
+  BM25_B,
+  BM25_K1,
+  bm25Idf,
+  buildDocumentPostings,
+  buildDocumentVectors,
+  type DocumentPostings,
+  type DocumentVectors,
+  type PostingsRow,
+  rankLexical,
+  rankVectors,
+  TermDictionary,
+  VersionedCache,
+} from './retrieval-index.js';
 import { queryTerms as distinctQueryTerms } from './text/analysis.js';
 import { splitSentences } from './text/chunk.js';
 import { toPgVector } from './text/embedding.js';
 
-export const BM25_K1 = 1.2;
-export const BM25_B = 0.75;
+export { BM25_B, BM25_K1, bm25Idf };
 
 export interface RetrievalSettings {
   /** RAG_CANDIDATES: length of each ranked list (lexical, vector) */
@@ -81,11 +94,6 @@ export interface SearchResult {
   idf: (term: string) => number;
 }
 
-/** BM25 idf: ln(1 + (N − df + 0.5)/(df + 0.5)). */
-export function bm25Idf(totalChunks: number, documentFrequency: number): number {
-  return Math.log(1 + (totalChunks - documentFrequency + 0.5) / (documentFrequency + 0.5));
-}
-
 /** Chunks a candidate must contain to pass: max(1, ceil(coverage × |Q|)); Infinity when Q is empty. */
 export function requiredMatches(queryTermCount: number, minTermCoverage: number): number {
   if (queryTermCount === 0) return Number.POSITIVE_INFINITY;
@@ -114,60 +122,116 @@ export async function searchCandidates(db: RagDb, request: SearchRequest): Promi
   return guardDatabase(async () => {
     const documents = await scopeDocuments(db, scopeQuery(request.userId, storeIds, filter));
     if (documents.length === 0) return { queryTerms, candidates: [], idf };
-    const lexical = await lexicalScores(db, documents, queryTerms, settings.candidates);
+    const embedding = usableEmbedding(db, request.queryEmbedding);
+    const inMemoryVectors = embedding !== undefined && db.dialect === 'pglite';
+    const lexicalCache = cacheFor(db);
+    const [postings, vectors] = await Promise.all([
+      Promise.all(documents.map((document) => lexicalCache.get(db, document.id, document.version))),
+      inMemoryVectors ? documentVectors(db, documents, embedding.length) : null,
+    ]);
+    const lexical = rankLexical(
+      postings,
+      queryTerms.map((term) => lexicalCache.termId(term)),
+      settings.candidates,
+    );
     totalChunks = lexical.totalChunks;
-    for (const [term, df] of lexical.documentFrequency) documentFrequency.set(term, df);
+    for (const [index, term] of queryTerms.entries())
+      documentFrequency.set(term, lexical.documentFrequencies[index] ?? 0);
     const vector =
-      db.vectorEnabled && request.queryEmbedding !== undefined
-        ? await vectorRanking(db, documents, storeIds, request.queryEmbedding, settings.candidates)
-        : [];
+      embedding === undefined
+        ? []
+        : vectors !== null
+          ? rankVectors(vectors, embedding, settings.candidates)
+          : await pgvectorRanking(db, documents, storeIds, embedding, settings.candidates);
 
-    const fused = new Map<number, { lexical: number; vector: number | null; fused: number }>();
-    const add = (id: number, rank: number, update: { lexical?: number; vector?: number }) => {
-      const entry = fused.get(id) ?? { lexical: 0, vector: null, fused: 0 };
-      entry.fused += 1 / (settings.rrfK + rank);
-      if (update.lexical !== undefined) entry.lexical = update.lexical;
-      if (update.vector !== undefined) entry.vector = update.vector;
-      fused.set(id, entry);
+    const fused = new Map<number, FusedEntry>();
+    const entry = (id: number, documentIndex: number): FusedEntry => {
+      let found = fused.get(id);
+      if (found === undefined) {
+        found = { id, documentIndex, lexical: 0, vector: null, fused: 0, coverage: 0, passesGate: false };
+        fused.set(id, found);
+      }
+      return found;
     };
-    for (const [index, row] of lexical.ranked.entries()) add(row.id, index + 1, { lexical: row.score });
-    for (const [index, row] of vector.entries()) add(row.id, index + 1, { vector: 1 - Number(row.distance) });
+    for (const [index, row] of lexical.ranked.entries()) {
+      const found = entry(row.id, row.documentIndex);
+      found.fused += 1 / (settings.rrfK + index + 1);
+      found.lexical = row.score;
+    }
+    for (const [index, row] of vector.entries()) {
+      const found = entry(row.id, row.documentIndex);
+      found.fused += 1 / (settings.rrfK + index + 1);
+      found.vector = 1 - Number(row.distance);
+    }
     if (fused.size === 0) return { queryTerms, candidates: [], idf };
 
-    const details = await candidateDetails(db, [...fused.keys()]);
+    // Gate and re-rank in memory; only the kept candidates' rows are read.
     const required = requiredMatches(queryTerms.length, settings.minTermCoverage);
-    const candidates: Candidate[] = details.map((row) => {
-      const scores = fused.get(row.id) ?? { lexical: 0, vector: null, fused: 0 };
-      const matched = queryTerms.length === 0 ? 0 : lexical.matched(row.id, row.document_id);
-      return {
+    for (const found of fused.values()) {
+      const matched = queryTerms.length === 0 ? 0 : lexical.matched(found.id, found.documentIndex);
+      found.coverage = queryTerms.length === 0 ? 0 : matched / queryTerms.length;
+      found.passesGate = matched >= required;
+    }
+    const ranked = [...fused.values()].sort(rerankOrder);
+    const kept = ranked.slice(0, settings.topK);
+    let rows = await chunkRows(
+      db,
+      kept.map((found) => found.id),
+    );
+    // A chunk whose row vanished (its document re-indexed meanwhile) gives way to the next in line.
+    if (rows.size < kept.length && ranked.length > kept.length)
+      rows = await chunkRows(
+        db,
+        ranked.map((found) => found.id),
+      );
+    const candidates: Candidate[] = [];
+    for (const found of ranked) {
+      if (candidates.length >= settings.topK) break;
+      const row = rows.get(found.id);
+      const document = documents[found.documentIndex];
+      if (row === undefined || document === undefined) continue;
+      candidates.push({
         chunkId: row.id,
-        documentId: row.document_id,
+        documentId: document.id,
         storeId: row.store_id,
         ordinal: row.ordinal,
         page: row.page,
         text: row.text,
-        title: row.display_name || row.filename,
-        filename: row.filename,
-        mimeType: row.mime_type,
-        lexicalScore: scores.lexical,
-        vectorScore: scores.vector,
-        fused: scores.fused,
-        coverage: queryTerms.length === 0 ? 0 : matched / queryTerms.length,
-        passesGate: matched >= required,
+        title: document.display_name || document.filename,
+        filename: document.filename,
+        mimeType: document.mime_type,
+        lexicalScore: found.lexical,
+        vectorScore: found.vector,
+        fused: found.fused,
+        coverage: found.coverage,
+        passesGate: found.passesGate,
         createdAt: row.created_at,
-      };
-    });
-    candidates.sort(rerankOrder);
-    return { queryTerms, candidates: candidates.slice(0, settings.topK), idf };
+      });
+    }
+    return { queryTerms, candidates, idf };
   });
 }
 
+interface FusedEntry {
+  id: number;
+  /** position of the chunk's document in the scope list */
+  documentIndex: number;
+  lexical: number;
+  vector: number | null;
+  fused: number;
+  coverage: number;
+  passesGate: boolean;
+}
+
 /** Passing first by coverage, fused, id; then the rest by fused, id. */
-function rerankOrder(a: Candidate, b: Candidate): number {
+function rerankOrder(
+  a: Pick<Candidate, 'passesGate' | 'coverage' | 'fused'> & { id: number },
+  b: Pick<Candidate, 'passesGate' | 'coverage' | 'fused'> & { id: number },
+): number {
   if (a.passesGate !== b.passesGate) return a.passesGate ? -1 : 1;
   if (a.passesGate && a.coverage !== b.coverage) return b.coverage - a.coverage;
   if (a.fused !== b.fused) return b.fused - a.fused;
-  return a.chunkId - b.chunkId;
+  return a.id - b.id;
 }
 
 /** Ids of the documents in scope: DONE, live, in live stores of `userId` among `storeIds`. */
@@ -187,78 +251,9 @@ function scopeQuery(userId: number, storeIds: number[], filter: RawBuilder<SqlBo
 // in the same transaction as the chunks): a re-index changes the key, so a cached entry is never stale, in
 // this process or any other. Which documents count is still decided by SQL on every query (the scope).
 
-interface DocumentPostings {
-  /** chunk ids, ascending */
-  chunkIds: Int32Array;
-  /** content-term count of each chunk (BM25 document length) */
-  lengths: Int32Array;
-  totalLength: number;
-  /** global term ids present in the document, ascending */
-  termIds: Int32Array;
-  /** postings of termIds[k]: positions offsets[k] … offsets[k + 1] − 1 of `chunkIndexes`/`frequencies` */
-  offsets: Int32Array;
-  /** index into chunkIds, ascending within a term */
-  chunkIndexes: Int32Array;
-  frequencies: Int32Array;
-}
-
-/**
- * Per-document values keyed by (document id, index version), least recently used evicted beyond `maxSize`
- * (a size unit each value reports); concurrent loads of one key share one promise.
- */
-class VersionedCache<T> {
-  private readonly entries = new Map<string, { value: T; size: number }>();
-  private readonly loading = new Map<string, Promise<T>>();
-  private cachedSize = 0;
-
-  constructor(
-    private readonly maxSize: number,
-    private readonly sizeOf: (value: T) => number,
-  ) {}
-
-  async get(documentId: number, version: string, load: () => Promise<T>): Promise<T> {
-    const key = `${documentId}:${version}`;
-    const cached = this.entries.get(key);
-    if (cached !== undefined) {
-      // Re-inserting marks it most recently used (a Map keeps insertion order).
-      this.entries.delete(key);
-      this.entries.set(key, cached);
-      return cached.value;
-    }
-    let pending = this.loading.get(key);
-    if (pending === undefined) {
-      pending = load().finally(() => this.loading.delete(key));
-      this.loading.set(key, pending);
-    }
-    const value = await pending;
-    if (!this.entries.has(key)) {
-      for (const stale of [...this.entries.keys()]) if (stale.startsWith(`${documentId}:`)) this.drop(stale);
-      const size = this.sizeOf(value);
-      this.entries.set(key, { value, size });
-      this.cachedSize += size;
-      for (const oldest of this.entries.keys()) {
-        if (this.cachedSize <= this.maxSize || oldest === key) break;
-        this.drop(oldest);
-      }
-    }
-    return value;
-  }
-
-  get empty(): boolean {
-    return this.entries.size === 0;
-  }
-
-  private drop(key: string): void {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return;
-    this.entries.delete(key);
-    this.cachedSize -= entry.size;
-  }
-}
-
 /** Postings of the cached documents, with one term dictionary shared by all of them. */
 class LexicalIndexCache {
-  private termIds = new Map<string, number>();
+  private readonly dictionary = new TermDictionary();
   private readonly documents: VersionedCache<DocumentPostings>;
 
   constructor(maxPostings: number) {
@@ -266,95 +261,31 @@ class LexicalIndexCache {
   }
 
   termId(term: string): number | undefined {
-    return this.termIds.get(term);
+    return this.dictionary.idOf(term);
   }
 
   get(db: RagDb, documentId: number, version: string): Promise<DocumentPostings> {
+    const cached = this.documents.cached(documentId, version);
+    if (cached !== undefined) return Promise.resolve(cached);
     // Terms of evicted documents would pile up in the dictionary: start afresh when nothing is cached.
-    if (this.documents.empty && this.termIds.size > 0) this.termIds = new Map();
+    if (this.documents.empty && this.dictionary.size > 0) this.dictionary.clear();
     return this.documents.get(documentId, version, () => this.load(db, documentId, version));
   }
 
   /** The version check makes a key never hold another index's chunks (a re-index racing the load). */
   private async load(db: RagDb, documentId: number, version: string): Promise<DocumentPostings> {
-    const { rows } = await sql<{ id: number; terms: Record<string, number> | string; term_count: number }>`
+    const { rows } = await sql<PostingsRow>`
       select c.id, c.terms, c.term_count from chunks c join documents d on d.id = c.document_id
       where c.document_id = ${documentId} and c.generation = d.index_generation and ${INDEX_VERSION} = ${version}
       order by c.id`.execute(db.kysely);
-    const chunkIds = new Int32Array(rows.length);
-    const lengths = new Int32Array(rows.length);
-    let totalLength = 0;
-    // Pass 1: the document's distinct terms and how many chunks hold each.
-    const localIndex = new Map<string, number>();
-    const chunkCounts: number[] = [];
-    const parsed: Record<string, number>[] = [];
-    for (const [position, row] of rows.entries()) {
-      chunkIds[position] = row.id;
-      lengths[position] = row.term_count;
-      totalLength += row.term_count;
-      const terms =
-        typeof row.terms === 'string' ? (JSON.parse(row.terms) as Record<string, number>) : row.terms;
-      parsed.push(terms);
-      for (const term in terms) {
-        const local = localIndex.get(term);
-        if (local === undefined) {
-          localIndex.set(term, chunkCounts.length);
-          chunkCounts.push(1);
-        } else chunkCounts[local] = (chunkCounts[local] ?? 0) + 1;
-      }
-    }
-    // Terms ordered by global id, so a query finds a term by binary search.
-    const entries = [...localIndex.entries()].map(([term, local]) => {
-      let id = this.termIds.get(term);
-      if (id === undefined) {
-        id = this.termIds.size;
-        this.termIds.set(term, id);
-      }
-      return { id, local };
-    });
-    entries.sort((a, b) => a.id - b.id);
-    const termIds = new Int32Array(entries.length);
-    const offsets = new Int32Array(entries.length + 1);
-    const startOfLocal = new Int32Array(entries.length);
-    let total = 0;
-    for (const [rank, entry] of entries.entries()) {
-      termIds[rank] = entry.id;
-      offsets[rank] = total;
-      startOfLocal[entry.local] = total;
-      total += chunkCounts[entry.local] ?? 0;
-    }
-    offsets[entries.length] = total;
-    // Pass 2: fill the postings in chunk order.
-    const chunkIndexes = new Int32Array(total);
-    const frequencies = new Int32Array(total);
-    for (const [position, terms] of parsed.entries()) {
-      for (const term in terms) {
-        const local = localIndex.get(term) as number;
-        const at = startOfLocal[local] ?? 0;
-        startOfLocal[local] = at + 1;
-        chunkIndexes[at] = position;
-        frequencies[at] = terms[term] ?? 0;
-      }
-    }
-    return { chunkIds, lengths, totalLength, termIds, offsets, chunkIndexes, frequencies };
+    return buildDocumentPostings(rows, this.dictionary);
   }
 }
 
-/** Position of `value` in the ascending `array`, or −1. */
-function binarySearch(array: Int32Array, value: number, from = 0, to = array.length): number {
-  let low = from;
-  let high = to - 1;
-  while (low <= high) {
-    const middle = (low + high) >>> 1;
-    const found = array[middle] as number;
-    if (found === value) return middle;
-    if (found < value) low = middle + 1;
-    else high = middle - 1;
-  }
-  return -1;
-}
-
-/** About 8 bytes each: 30 M postings ≈ 240 MB at most, far above a small team's corpus (50 000 chunks ≈ 8 M). */
+/**
+ * About 8 bytes each, plus up to 8 more for the BM25 terms of the postings queried: 30 M postings ≈ 240–480 MB
+ * at most, far above a small team's corpus (50 000 chunks ≈ 8 M).
+ */
 const MAX_CACHED_POSTINGS = 30_000_000;
 const caches = new WeakMap<RagDb, LexicalIndexCache>();
 
@@ -371,145 +302,57 @@ interface ScopeDocument {
   id: number;
   /** when the document's current index was swapped in (µs): its chunks never change without this changing */
   version: string;
+  display_name: string;
+  filename: string;
+  mime_type: string;
 }
 
 const INDEX_VERSION = sql<string>`(extract(epoch from d.status_updated_at) * 1000000)::bigint::text`;
 
-interface LexicalScores {
-  totalChunks: number;
-  documentFrequency: Map<string, number>;
-  /** best first, at most `limit` */
-  ranked: { id: number; score: number }[];
-  /** chunk id → number of query terms it holds, for every chunk in scope holding one */
-  matched: (chunkId: number, documentId: number) => number;
-}
-
 async function scopeDocuments(db: RagDb, scope: RawBuilder<unknown>): Promise<ScopeDocument[]> {
   const { rows } = await sql<ScopeDocument>`
-    select d.id, ${INDEX_VERSION} as version
+    select d.id, ${INDEX_VERSION} as version, d.display_name, d.filename, d.mime_type
     from documents d where d.id in (${scope}) order by d.id`.execute(db.kysely);
   return rows;
 }
 
-async function lexicalScores(
-  db: RagDb,
-  documents: ScopeDocument[],
-  queryTerms: string[],
-  limit: number,
-): Promise<LexicalScores> {
-  const cache = cacheFor(db);
-  const loaded = await Promise.all(documents.map((document) => cache.get(db, document.id, document.version)));
-  const byDocument = new Map(
-    documents.map((document, index) => [document.id, loaded[index] as DocumentPostings]),
-  );
-  let totalChunks = 0;
-  let totalLength = 0;
-  for (const postings of loaded) {
-    totalChunks += postings.chunkIds.length;
-    totalLength += postings.totalLength;
-  }
-  const avgdl = totalChunks === 0 ? 1 : Math.max(totalLength / totalChunks, 1e-9);
-  const termIds = queryTerms.map((term) => cache.termId(term));
-  // Each query term's postings range in each document.
-  const ranges: ([number, number] | null)[][] = loaded.map((postings) =>
-    termIds.map((id): [number, number] | null => {
-      if (id === undefined) return null;
-      const at = binarySearch(postings.termIds, id);
-      return at < 0 ? null : [postings.offsets[at] as number, postings.offsets[at + 1] as number];
-    }),
-  );
-  const documentFrequency = new Map<string, number>();
-  for (const [index, term] of queryTerms.entries()) {
-    let df = 0;
-    for (const documentRanges of ranges) {
-      const range = documentRanges[index];
-      if (range) df += range[1] - range[0];
-    }
-    documentFrequency.set(term, df);
-  }
-  const top: { id: number; score: number }[] = [];
-  let floor = Number.NEGATIVE_INFINITY;
-  for (const [documentIndex, postings] of loaded.entries()) {
-    const documentRanges = ranges[documentIndex] ?? [];
-    if (documentRanges.every((range) => range === null)) continue;
-    const scores = new Float64Array(postings.chunkIds.length);
-    for (const [termIndex, term] of queryTerms.entries()) {
-      const range = documentRanges[termIndex];
-      if (!range) continue;
-      const idf = bm25Idf(totalChunks, documentFrequency.get(term) ?? 0);
-      for (let at = range[0]; at < range[1]; at++) {
-        const chunk = postings.chunkIndexes[at] as number;
-        const tf = postings.frequencies[at] as number;
-        const length = postings.lengths[chunk] as number;
-        scores[chunk] =
-          (scores[chunk] ?? 0) +
-          (idf * tf * (BM25_K1 + 1)) / (tf + BM25_K1 * (1 - BM25_B + (BM25_B * length) / avgdl));
-      }
-    }
-    for (let chunk = 0; chunk < scores.length; chunk++) {
-      const score = scores[chunk] as number;
-      if (score <= 0 || (top.length >= limit && score < floor)) continue;
-      top.push({ id: postings.chunkIds[chunk] as number, score });
-      if (top.length > limit * 4) {
-        top.sort(byScore);
-        top.length = limit;
-        floor = top[limit - 1]?.score ?? floor;
-      }
-    }
-  }
-  top.sort(byScore);
-  const matched = (chunkId: number, documentId: number) => {
-    const postings = byDocument.get(documentId);
-    if (postings === undefined) return 0;
-    const chunk = binarySearch(postings.chunkIds, chunkId);
-    if (chunk < 0) return 0;
-    const documentRanges = ranges[documents.findIndex((document) => document.id === documentId)] ?? [];
-    let count = 0;
-    for (const range of documentRanges)
-      if (range && binarySearch(postings.chunkIndexes, chunk, range[0], range[1]) >= 0) count++;
-    return count;
-  };
-  return { totalChunks, documentFrequency, ranked: top.slice(0, limit), matched };
+/** The query embedding when vector retrieval can use it (pgvector present, the index's dimension). */
+function usableEmbedding(db: RagDb, embedding: Float32Array | undefined): Float32Array | undefined {
+  if (!db.vectorEnabled || embedding === undefined) return undefined;
+  if (db.embeddingDim !== null && embedding.length !== db.embeddingDim) return undefined;
+  return embedding;
 }
 
-function byScore(a: { id: number; score: number }, b: { id: number; score: number }): number {
-  return b.score - a.score || a.id - b.id;
-}
-
-async function vectorRanking(
+/** PostgreSQL: pgvector's HNSW index (native code) does this best. */
+async function pgvectorRanking(
   db: RagDb,
   documents: ScopeDocument[],
   storeIds: number[],
   embedding: Float32Array,
   limit: number,
-): Promise<{ id: number; distance: number }[]> {
-  if (db.embeddingDim !== null && embedding.length !== db.embeddingDim) return [];
-  if (db.dialect === 'pglite') return memoryVectorRanking(db, documents, embedding, limit);
-  // PostgreSQL: pgvector's HNSW index (native code) does this best.
+): Promise<{ id: number; distance: number; documentIndex: number }[]> {
   const query = toPgVector(embedding);
   const documentIds = documents.map((document) => document.id);
-  const { rows } = await sql<{ id: number; distance: number }>`
-    select v.chunk_id as id, (v.embedding <=> ${query}::vector)::float8 as distance
+  const { rows } = await sql<{ id: number; document_id: number; distance: number }>`
+    select v.chunk_id as id, c.document_id, (v.embedding <=> ${query}::vector)::float8 as distance
     from chunk_vectors v join chunks c on c.id = v.chunk_id join documents d on d.id = c.document_id
     where v.store_id = any(${sql.val(storeIds)}::int[]) and c.document_id = any(${sql.val(documentIds)}::int[])
       and c.generation = d.index_generation
     order by v.embedding <=> ${query}::vector, v.chunk_id
     limit ${limit}`.execute(db.kysely);
-  return rows;
+  const positions = new Map(documentIds.map((id, index) => [id, index]));
+  return rows.map((row) => ({
+    id: row.id,
+    distance: row.distance,
+    documentIndex: positions.get(row.document_id) ?? -1,
+  }));
 }
 
 // ---- vectors in memory (PGlite) ----
 //
 // pgvector compiled to WebAssembly scans ~500 000 vector dimensions per millisecond and building its HNSW index
 // there is slow (see DESIGN.md), so embedded mode keeps each document's unit vectors in memory (same keys as
-// the postings) and scans them exactly in JavaScript. Local embeddings of a short query are sparse (its terms,
-// bigrams and trigrams touch a few dozen of the 384 dimensions), so the scan reads only those dimensions.
-
-interface DocumentVectors {
-  chunkIds: Int32Array;
-  /** unit vectors, chunk after chunk */
-  vectors: Float32Array;
-}
+// the postings) and scans them exactly in JavaScript (retrieval-index.ts).
 
 /** 4 bytes each: 60 M floats ≈ 240 MB (≈ 156 000 chunks of 384 dimensions). */
 const MAX_CACHED_VECTOR_FLOATS = 60_000_000;
@@ -518,19 +361,23 @@ const vectorCaches = new WeakMap<RagDb, VersionedCache<DocumentVectors>>();
 function vectorCacheFor(db: RagDb): VersionedCache<DocumentVectors> {
   let cache = vectorCaches.get(db);
   if (cache === undefined) {
-    cache = new VersionedCache(MAX_CACHED_VECTOR_FLOATS, (entry) => entry.vectors.length);
+    cache = new VersionedCache(MAX_CACHED_VECTOR_FLOATS, (entry) => entry.columns.length);
     vectorCaches.set(db, cache);
   }
   return cache;
 }
 
-function unit(vector: Float32Array): Float32Array {
-  let norm = 0;
-  for (let index = 0; index < vector.length; index++) norm += (vector[index] as number) ** 2;
-  norm = Math.sqrt(norm);
-  if (norm > 0)
-    for (let index = 0; index < vector.length; index++) vector[index] = (vector[index] as number) / norm;
-  return vector;
+function documentVectors(db: RagDb, documents: ScopeDocument[], dim: number): Promise<DocumentVectors[]> {
+  const cache = vectorCacheFor(db);
+  return Promise.all(
+    documents.map((document) => {
+      const cached = cache.cached(document.id, document.version);
+      if (cached !== undefined) return cached;
+      return cache.get(document.id, document.version, () =>
+        loadVectors(db, document.id, document.version, dim),
+      );
+    }),
+  );
 }
 
 async function loadVectors(
@@ -544,91 +391,7 @@ async function loadVectors(
     from chunk_vectors v join chunks c on c.id = v.chunk_id join documents d on d.id = c.document_id
     where c.document_id = ${documentId} and c.generation = d.index_generation and ${INDEX_VERSION} = ${version}
     order by v.chunk_id`.execute(db.kysely);
-  const chunkIds = new Int32Array(rows.length);
-  const vectors = new Float32Array(rows.length * dim);
-  for (const [position, row] of rows.entries()) {
-    chunkIds[position] = row.id;
-    vectors.set(
-      unit(Float32Array.from(JSON.parse(row.embedding) as number[])).subarray(0, dim),
-      position * dim,
-    );
-  }
-  return { chunkIds, vectors };
-}
-
-/** The `size` best (highest score) of a stream of (id, score), kept in a min-heap. */
-class TopScores {
-  readonly ids: number[] = [];
-  readonly scores: number[] = [];
-  constructor(private readonly size: number) {}
-
-  offer(id: number, score: number): void {
-    const { ids, scores } = this;
-    if (ids.length < this.size) {
-      ids.push(id);
-      scores.push(score);
-      let child = ids.length - 1;
-      while (child > 0) {
-        const parent = (child - 1) >> 1;
-        if ((scores[parent] as number) <= (scores[child] as number)) break;
-        this.swap(parent, child);
-        child = parent;
-      }
-      return;
-    }
-    if (score <= (scores[0] as number)) return;
-    ids[0] = id;
-    scores[0] = score;
-    let parent = 0;
-    for (;;) {
-      const left = 2 * parent + 1;
-      const right = left + 1;
-      let smallest = parent;
-      if (left < ids.length && (scores[left] as number) < (scores[smallest] as number)) smallest = left;
-      if (right < ids.length && (scores[right] as number) < (scores[smallest] as number)) smallest = right;
-      if (smallest === parent) return;
-      this.swap(parent, smallest);
-      parent = smallest;
-    }
-  }
-
-  private swap(a: number, b: number): void {
-    [this.ids[a], this.ids[b]] = [this.ids[b] as number, this.ids[a] as number];
-    [this.scores[a], this.scores[b]] = [this.scores[b] as number, this.scores[a] as number];
-  }
-}
-
-async function memoryVectorRanking(
-  db: RagDb,
-  documents: ScopeDocument[],
-  embedding: Float32Array,
-  limit: number,
-): Promise<{ id: number; distance: number }[]> {
-  const dim = embedding.length;
-  const cache = vectorCacheFor(db);
-  const loaded = await Promise.all(
-    documents.map((document) =>
-      cache.get(document.id, document.version, () => loadVectors(db, document.id, document.version, dim)),
-    ),
-  );
-  const query = unit(Float32Array.from(embedding));
-  const dimensions: number[] = [];
-  for (let index = 0; index < dim; index++) if (query[index] !== 0) dimensions.push(index);
-  const used = Int32Array.from(dimensions);
-  const weights = Float64Array.from(dimensions, (index) => query[index] as number);
-  const best = new TopScores(limit);
-  for (const entry of loaded) {
-    const { vectors, chunkIds } = entry;
-    for (let position = 0, base = 0; position < chunkIds.length; position++, base += dim) {
-      let dot = 0;
-      for (let k = 0; k < used.length; k++)
-        dot += (vectors[base + (used[k] as number)] as number) * (weights[k] as number);
-      best.offer(chunkIds[position] as number, dot);
-    }
-  }
-  const ranked = best.ids.map((id, index) => ({ id, distance: 1 - (best.scores[index] as number) }));
-  ranked.sort((a, b) => a.distance - b.distance || a.id - b.id);
-  return ranked;
+  return buildDocumentVectors(rows, dim);
 }
 
 interface DetailRow {
@@ -644,13 +407,45 @@ interface DetailRow {
   mime_type: string;
 }
 
-async function candidateDetails(db: RagDb, chunkIds: number[]): Promise<DetailRow[]> {
-  const { rows } = await sql<DetailRow>`
-    select c.id, c.document_id, c.store_id, c.ordinal, c.page, c.text, c.created_at,
-      d.display_name, d.filename, d.mime_type
-    from chunks c join documents d on d.id = c.document_id
-    where c.id = any(${sql.val(chunkIds)}::int[])`.execute(db.kysely);
-  return rows;
+/** The columns of a chunk a candidate shows; a chunk row never changes (a re-index writes new rows). */
+type ChunkRow = Pick<DetailRow, 'id' | 'store_id' | 'ordinal' | 'page' | 'text' | 'created_at'>;
+
+/** Recently shown chunks (≈ 1 kB each), so repeated questions read no chunk rows at all. */
+const MAX_CACHED_CHUNK_ROWS = 8192;
+const chunkRowCaches = new WeakMap<RagDb, Map<number, ChunkRow>>();
+
+/** The rows of `chunkIds` that exist (or existed when the scope was read), by id. */
+async function chunkRows(db: RagDb, chunkIds: number[]): Promise<Map<number, ChunkRow>> {
+  let cache = chunkRowCaches.get(db);
+  if (cache === undefined) {
+    cache = new Map();
+    chunkRowCaches.set(db, cache);
+  }
+  const found = new Map<number, ChunkRow>();
+  const missing: number[] = [];
+  for (const id of chunkIds) {
+    const row = cache.get(id);
+    if (row === undefined) missing.push(id);
+    else {
+      // Re-inserting marks it most recently used.
+      cache.delete(id);
+      cache.set(id, row);
+      found.set(id, row);
+    }
+  }
+  if (missing.length === 0) return found;
+  const { rows } = await sql<ChunkRow>`
+    select c.id, c.store_id, c.ordinal, c.page, c.text, c.created_at from chunks c
+    where c.id = any(${sql.val(missing)}::int[])`.execute(db.kysely);
+  for (const row of rows) {
+    found.set(row.id, row);
+    cache.set(row.id, row);
+  }
+  for (const oldest of cache.keys()) {
+    if (cache.size <= MAX_CACHED_CHUNK_ROWS) break;
+    cache.delete(oldest);
+  }
+  return found;
 }
 
 function metadataCondition(filter: Record<string, unknown> | undefined): RawBuilder<SqlBool> {
@@ -721,7 +516,7 @@ export async function summaryContext(db: RagDb, userId: number, storeIds: number
  */
 export async function warmRetrievalCache(db: RagDb): Promise<{ documents: number }> {
   const documents = await guardDatabase(async () => {
-    const { rows } = await sql<ScopeDocument>`
+    const { rows } = await sql<Pick<ScopeDocument, 'id' | 'version'>>`
       select d.id, ${INDEX_VERSION} as version
       from documents d join stores s on s.id = d.store_id
       where d.status = 'DONE' and d.deleted_at is null and s.deleted_at is null

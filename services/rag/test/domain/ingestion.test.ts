@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RagDb } from '../../src/domain/database.js';
 import { getDocument, listDocumentChunks, requestReindex } from '../../src/domain/documents.js';
+import { IngestWorkerPool, type WorkerExitReason } from '../../src/domain/ingest-worker.js';
 import {
   createIngestionService,
   type EmbedFunction,
@@ -374,6 +375,154 @@ describe.each(await testBackends())('ingestion on $name', (backend) => {
       .where(sql<boolean>`(tags ->> 'document_id')::int = ${id}`)
       .execute();
     expect(indexRows).toHaveLength(2);
+  });
+
+  describe('in worker threads', () => {
+    const pools: IngestWorkerPool[] = [];
+    const poolOf = (options: ConstructorParameters<typeof IngestWorkerPool>[0]) => {
+      const pool = new IngestWorkerPool(options);
+      const exits: WorkerExitReason[] = [];
+      pool.on('exit', (_threadId, reason) => exits.push(reason));
+      pools.push(pool);
+      return { pool, exits };
+    };
+    afterAll(async () => {
+      await Promise.all(pools.map((pool) => pool.close()));
+    });
+    const chunksOf = (id: number) =>
+      db.kysely
+        .selectFrom('chunks')
+        .select(['ordinal', 'page', 'text', 'token_count', 'terms', 'term_count'])
+        .where('document_id', '=', id)
+        .orderBy('ordinal')
+        .execute();
+    const vectorsOf = async (id: number) =>
+      db.vectorEnabled
+        ? (
+            await sql<{ embedding: string }>`
+              select v.embedding::text as embedding from chunk_vectors v join chunks c on c.id = v.chunk_id
+              where c.document_id = ${id} order by c.ordinal`.execute(db.kysely)
+          ).rows.map((row) => row.embedding)
+        : [];
+    const neverCalled: EmbedFunction = async () => {
+      throw new Error('the local provider embeds in the worker');
+    };
+
+    it('indexes exactly what the inline path indexes, embedding locally in the worker', async () => {
+      const { pool } = poolOf({ size: 2 });
+      const content = `${NOTES}\n${manyParagraphs(150, 'herons')}`;
+      const inline = await createDocument(db, storeId, uploads, content);
+      const threaded = await createDocument(db, storeId, uploads, content);
+      expect(await indexDocument(deps(), inline, signal())).toBe('done');
+      expect(await indexDocument(deps({ worker: pool, embed: neverCalled }), threaded, signal())).toBe(
+        'done',
+      );
+
+      const [inlineRow, threadedRow] = [await documentRow(inline), await documentRow(threaded)];
+      expect(threadedRow).toMatchObject({
+        status: 'DONE',
+        chunk_count: inlineRow.chunk_count,
+        token_count: inlineRow.token_count,
+        page_count: null,
+        last_error: null,
+      });
+      expect(inlineRow.chunk_count).toBeGreaterThan(3);
+      expect(await chunksOf(threaded)).toEqual(await chunksOf(inline));
+      const vectors = await vectorsOf(threaded);
+      expect(vectors).toHaveLength(backend.vector ? (inlineRow.chunk_count ?? 0) : 0);
+      expect(vectors).toEqual(await vectorsOf(inline));
+      // The worker's results are searchable like any others.
+      const found = await searchCandidates(db, {
+        userId,
+        storeIds: [storeId],
+        query: 'herons number 42',
+        config: retrievalSettings(config),
+        queryEmbedding: localEmbedding('herons number 42', 384),
+      });
+      expect(found.candidates.some((candidate) => candidate.documentId === threaded)).toBe(true);
+    });
+
+    it('leaves a remote provider’s embeddings to this thread and keeps parse errors permanent', async () => {
+      const { pool } = poolOf({ size: 1 });
+      const remoteConfig = { ...config, embeddingProvider: 'gemini' as const };
+      let embedded = 0;
+      const remote: EmbedFunction = async (texts) => {
+        embedded += texts.length;
+        return texts.map((text) => localEmbedding(text, 384));
+      };
+      const id = await createDocument(db, storeId, uploads, NOTES);
+      expect(
+        await indexDocument(deps({ worker: pool, config: remoteConfig, embed: remote }), id, signal()),
+      ).toBe('done');
+      expect(embedded).toBe(db.vectorEnabled ? (await documentRow(id)).chunk_count : 0);
+
+      const odd = await createDocument(db, storeId, uploads, 'bytes', {
+        filename: 'odd.bin',
+        mimeType: 'application/x-odd',
+      });
+      expect(await indexDocument(deps({ worker: pool }), odd, signal())).toBe('failed');
+      const unsupported = await documentRow(odd);
+      expect(unsupported).toMatchObject({ status: 'ERROR', attempts: 1 });
+      expect(unsupported.last_error).toMatch(/^Unsupported document type /);
+
+      const empty = await createDocument(db, storeId, uploads, '   \n\n  ', {
+        filename: 'empty.txt',
+        mimeType: 'text/plain',
+      });
+      expect(await indexDocument(deps({ worker: pool }), empty, signal())).toBe('failed');
+      expect(await documentRow(empty)).toMatchObject({ status: 'ERROR', last_error: 'No extractable text' });
+    });
+
+    it('turns a worker running out of memory into ERROR, and the next document indexes', async () => {
+      // 16 MB of heap holds a worker and a small document, not the analysis of ~3 MB of text.
+      const { pool, exits } = poolOf({ size: 1, maxOldGenerationSizeMb: 16 });
+      const big = await createDocument(db, storeId, uploads, manyParagraphs(45_000, 'pelicans'), {
+        filename: 'big.txt',
+        mimeType: 'text/plain',
+      });
+      expect(await indexDocument(deps({ worker: pool }), big, signal())).toBe('failed');
+      expect(await documentRow(big)).toMatchObject({
+        status: 'ERROR',
+        attempts: 1,
+        last_error: 'Document too large to process in memory',
+      });
+      expect(operationError('ERROR', (await documentRow(big)).last_error)).toBe(
+        'Indexing failed: Document too large to process in memory',
+      );
+      expect(await chunkCount(big)).toBe(0);
+      expect(exits).toEqual(['oom']);
+
+      const small = await createDocument(db, storeId, uploads, NOTES);
+      expect(await indexDocument(deps({ worker: pool }), small, signal())).toBe('done');
+      expect((await documentRow(small)).status).toBe('DONE');
+    });
+
+    it('terminates the worker when the job is aborted (timeout) and leaves nothing behind', async () => {
+      const { pool, exits } = poolOf({ size: 1 });
+      const id = await createDocument(db, storeId, uploads, manyParagraphs(8_000, 'cormorants'), {
+        filename: 'slow.txt',
+        mimeType: 'text/plain',
+      });
+      const controller = new AbortController();
+      pool.once('spawn', () => setTimeout(() => controller.abort(), 20));
+      await expect(indexDocument(deps({ worker: pool }), id, controller.signal)).rejects.toThrow(
+        /Timed out after 300 s/,
+      );
+      expect(await documentRow(id)).toMatchObject({
+        status: 'PENDING',
+        attempts: 1,
+        last_error: 'Timed out after 300 s',
+      });
+      await waitFor(
+        async () => exits.length,
+        (count) => count > 0,
+      );
+      expect(exits).toEqual(['aborted']);
+      expect(pool.busyCount).toBe(0);
+      expect(await chunkCount(id)).toBe(0);
+      // A fresh worker takes the retry.
+      expect(await indexDocument(deps({ worker: pool }), id, signal())).toBe('done');
+    });
   });
 
   it('runs jobs from the queue in-process and recovers a restart mid-ingestion without duplicate chunks', async () => {

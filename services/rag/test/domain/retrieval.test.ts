@@ -17,6 +17,14 @@ import {
   summaryContext,
   warmRetrievalCache,
 } from '../../src/domain/retrieval.js';
+import {
+  buildDocumentPostings,
+  buildDocumentVectors,
+  rankLexical,
+  rankVectors,
+  TermDictionary,
+  TopScores,
+} from '../../src/domain/retrieval-index.js';
 import { contentTerms, termFrequencies } from '../../src/domain/text/analysis.js';
 import { localEmbedding, toPgVector } from '../../src/domain/text/embedding.js';
 import { createStore, createUser, testBackends } from './rag-fixtures.js';
@@ -116,6 +124,144 @@ describe('gate arithmetic', () => {
     expect(isSummaryIntent('Create an outline using the latest documents.')).toBe(true);
     expect(isSummaryIntent('What are the key points?')).toBe(true);
     expect(isSummaryIntent('What is the revenue?')).toBe(false);
+  });
+});
+
+/** Deterministic pseudo-random numbers in [0, 1). */
+function seededRandom(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state / 0x80000000;
+  };
+}
+
+describe('in-memory scans', () => {
+  it('keeps the best N by score desc, id asc — what a full sort keeps, ties included', () => {
+    const random = seededRandom(7);
+    const entries = Array.from({ length: 500 }, (_, index) => ({
+      id: (index * 7919) % 1000,
+      score: Math.floor(random() * 20) / 4,
+    }));
+    for (const size of [1, 5, 40, 600]) {
+      const top = new TopScores(size);
+      for (const entry of entries) top.offer(entry.id, entry.score);
+      const expected = [...entries].sort((a, b) => b.score - a.score || a.id - b.id).slice(0, size);
+      expect(top.sorted().map(({ id, score }) => ({ id, score }))).toEqual(expected);
+    }
+  });
+
+  // Three documents of random chunks over a small vocabulary (most terms in most chunks, as in the benchmark).
+  const vocabulary = ['pump', 'valv', 'pressur', 'filter', 'sensor', 'reactor', 'coolant', 'flow', '7x9'];
+  const random = seededRandom(42);
+  let nextChunkId = 1;
+  const documents = [30, 1, 45].map((chunkCount) =>
+    Array.from({ length: chunkCount }, () => {
+      const terms: Record<string, number> = {};
+      let count = 0;
+      for (const term of vocabulary)
+        if (random() < 0.6) {
+          const tf = 1 + Math.floor(random() * 4);
+          terms[term] = tf;
+          count += tf;
+        }
+      count += Math.floor(random() * 5);
+      nextChunkId += 1 + Math.floor(random() * 3);
+      return { id: nextChunkId, terms, term_count: count };
+    }),
+  );
+
+  it('scores BM25 over several documents exactly as the formula over the whole scope', () => {
+    const dictionary = new TermDictionary();
+    const allPostings = documents.map((rows) => buildDocumentPostings(rows, dictionary));
+    // The same cached postings scored in a smaller scope again (other N, df, avgdl), then the whole one again.
+    for (const scope of [
+      [0, 1, 2],
+      [0, 2],
+      [0, 1, 2],
+    ]) {
+      const scoped = scope.map((index) => documents[index] ?? []);
+      const postings = scope.map((index) => allPostings[index] as (typeof allPostings)[number]);
+      const all = scoped.flat();
+      const avgdl = all.reduce((sum, row) => sum + row.term_count, 0) / all.length;
+      for (const query of [
+        ['pump', 'flow'],
+        ['7x9'],
+        ['coolant', 'absent', 'sensor', 'valv'],
+        ['absent'],
+        ['flow'],
+      ]) {
+        const ranking = rankLexical(
+          postings,
+          query.map((term) => dictionary.idOf(term)),
+          10,
+        );
+        const df = query.map((term) => all.filter((row) => (row.terms[term] ?? 0) > 0).length);
+        expect(ranking.totalChunks).toBe(all.length);
+        expect(ranking.documentFrequencies).toEqual(df);
+        const expected = all
+          .map((row) => {
+            let score = 0;
+            for (const [index, term] of query.entries()) {
+              const tf = row.terms[term] ?? 0;
+              if (tf === 0) continue;
+              const idf = bm25Idf(all.length, df[index] ?? 0);
+              score +=
+                (idf * tf * (BM25_K1 + 1)) /
+                (tf + BM25_K1 * (1 - BM25_B + (BM25_B * row.term_count) / avgdl));
+            }
+            return { id: row.id, score };
+          })
+          .filter((row) => row.score > 0)
+          .sort((a, b) => b.score - a.score || a.id - b.id)
+          .slice(0, 10);
+        expect(ranking.ranked.map((row) => row.id)).toEqual(expected.map((row) => row.id));
+        for (const [index, row] of ranking.ranked.entries())
+          expect(row.score).toBeCloseTo(expected[index]?.score ?? Number.NaN, 12);
+        for (const [documentIndex, rows] of scoped.entries())
+          for (const row of rows)
+            expect(ranking.matched(row.id, documentIndex)).toBe(
+              query.filter((term) => (row.terms[term] ?? 0) > 0).length,
+            );
+      }
+    }
+  });
+
+  it('ranks vectors by cosine, nearest first, reading only the query’s non-zero dimensions', () => {
+    const dim = 16;
+    const vectors = documents.map((rows) =>
+      rows.map((row) => ({ id: row.id, values: Array.from({ length: dim }, () => random() * 2 - 1) })),
+    );
+    const matrices = vectors.map((rows) =>
+      buildDocumentVectors(
+        rows.map((row) => ({ id: row.id, embedding: JSON.stringify(row.values) })),
+        dim,
+      ),
+    );
+    const query = new Float32Array(dim);
+    query[1] = 0.5;
+    query[4] = -2;
+    query[9] = 1;
+    query[11] = 0.3;
+    query[12] = -0.7;
+    query[15] = 2;
+    const length = (values: ArrayLike<number>) => Math.hypot(...Array.from(values));
+    const expected = vectors
+      .flatMap((rows, documentIndex) =>
+        rows.map((row) => {
+          let dot = 0;
+          for (let d = 0; d < dim; d++) dot += (row.values[d] ?? 0) * (query[d] ?? 0);
+          return { id: row.id, cosine: dot / length(row.values) / length(query), documentIndex };
+        }),
+      )
+      .sort((a, b) => b.cosine - a.cosine || a.id - b.id)
+      .slice(0, 12);
+    const ranked = rankVectors(matrices, query, 12);
+    expect(ranked.map((row) => [row.id, row.documentIndex])).toEqual(
+      expected.map((row) => [row.id, row.documentIndex]),
+    );
+    for (const [index, row] of ranked.entries())
+      expect(1 - row.distance).toBeCloseTo(expected[index]?.cosine ?? Number.NaN, 6);
   });
 });
 
@@ -261,6 +407,56 @@ describe.each(await testBackends())('retrieval on $name', (backend) => {
     expect(await count()).toBe(0);
     expect(await restoreStore(db, store)).toBe(true);
     expect(await count()).toBe(1);
+  });
+
+  it('serves a re-indexed document’s new chunks, never its previous ones', async () => {
+    const store = await createStore(db, alice, 'Reindexed');
+    const { documentId, chunkIds } = await indexedDocument(db, store, 'birds.txt', [
+      'Puffins nest on the cliffs of Iceland.',
+    ]);
+    const passing = async (query: string) =>
+      (await search(alice, [store], query)).candidates.filter((c) => c.passesGate).map((c) => c.chunkId);
+    expect(await passing('puffin cliffs')).toEqual(chunkIds);
+    // A re-index swaps in a new generation of chunks and a new index time in one transaction.
+    const { terms, count } = termFrequencies('Gannets dive for mackerel offshore.');
+    const replaced = await db.kysely.transaction().execute(async (trx) => {
+      const { index_generation } = await trx
+        .updateTable('documents')
+        .set((eb) => ({
+          index_generation: eb('index_generation', '+', 1),
+          status_updated_at: new Date(Date.now() + 1000),
+        }))
+        .where('id', '=', documentId)
+        .returning('index_generation')
+        .executeTakeFirstOrThrow();
+      const chunk = await trx
+        .insertInto('chunks')
+        .values({
+          document_id: documentId,
+          store_id: store,
+          ordinal: 0,
+          page: null,
+          text: 'Gannets dive for mackerel offshore.',
+          token_count: 8,
+          terms: JSON.stringify(terms),
+          term_count: count,
+          generation: index_generation,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      if (db.vectorEnabled)
+        await trx
+          .insertInto('chunk_vectors')
+          .values({
+            chunk_id: chunk.id,
+            store_id: store,
+            embedding: toPgVector(localEmbedding('Gannets dive for mackerel offshore.', DIM)),
+          })
+          .execute();
+      return chunk.id;
+    });
+    expect(await passing('puffin cliffs')).toEqual([]);
+    expect(await passing('gannet mackerel')).toEqual([replaced]);
   });
 
   it('leaves documents that are not DONE out of scope', async () => {
