@@ -76,7 +76,8 @@ export function operationError(status: string, lastError: string | null): string
   return status === 'ERROR' ? `Indexing failed: ${lastError ?? 'unknown error'}` : null;
 }
 
-const PATH_PATTERN = /(?:[A-Za-z]:\\|\.{0,2}\/)[^\s'"`,;()<>]*(?:[\\/][^\s'"`,;()<>]*)*/g;
+// A path starts a word (after a space, quote, bracket or `=`/`:`), so `application/pdf` is not one.
+const PATH_PATTERN = /(?<=^|[\s'"`(=:])(?:[A-Za-z]:\\|\.{0,2}\/)[^\s'"`,;()<>]*(?:[\\/][^\s'"`,;()<>]*)*/g;
 const SECRET_PATTERNS: [RegExp, string][] = [
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [REDACTED]'],
   [/\b((?:api[_-]?)?key|token|secret|password|passwd)(\s*[=:]\s*)[^\s&,;]+/gi, '$1$2[REDACTED]'],

@@ -74,6 +74,9 @@ describe('failure reasons', () => {
         new Error('POST https://api.example.com/v1/embeddings failed\nkey=abc123 Bearer tok.en'),
       ),
     ).toBe('POST https://api.example.com failed key=[REDACTED] Bearer [REDACTED]');
+    expect(sanitizeFailureReason(new Error("Unsupported document type 'application/pdf' at ./data/x"))).toBe(
+      "Unsupported document type 'application/pdf' at [path]",
+    );
     expect(sanitizeFailureReason(new Error('x'.repeat(900)))).toHaveLength(500);
     expect(operationError('ERROR', 'Encrypted PDF')).toBe('Indexing failed: Encrypted PDF');
     expect(operationError('DONE', null)).toBeNull();
