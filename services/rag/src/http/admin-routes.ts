@@ -1,7 +1,7 @@
 // `/api/admin` (spec §3.9): users, roles, activation, budgets, usage, audit, system summary, the ingestion
 // overview with retry, the watchdog and the deletions audit. Every route needs an admin and is rate-limited per
 // admin and action; every mutation is audited.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import { listAudit, writeAudit } from '../domain/audit.js';
 import { monthOf, usdNumber } from '../domain/budgets.js';
@@ -70,6 +70,33 @@ export function registerAdminRoutes(app: FastifyInstance, context: RagContext): 
     return rows.map((row) => adminUserOut(row, row.limit === null ? null : usdNumber(row.limit)));
   });
 
+  /** The shared steps of a role or activation change: 404, the self-protection rule, update, audit, answer. */
+  async function changeUser(
+    log: FastifyBaseLogger,
+    callerId: number,
+    userId: number,
+    options: {
+      selfRefusal: string | null;
+      change: Parameters<typeof updateUser>[2];
+      action: string;
+      metadata: Record<string, unknown>;
+    },
+  ) {
+    if ((await guardDatabase(() => findUserById(kysely, userId))) === undefined)
+      throw detail(404, 'User not found');
+    if (userId === callerId && options.selfRefusal !== null) throw detail(400, options.selfRefusal);
+    const updated = await updateUser(kysely, userId, options.change);
+    if (updated === undefined) throw detail(404, 'User not found');
+    await writeAudit(kysely, log, {
+      adminUserId: callerId,
+      action: options.action,
+      targetType: 'user',
+      targetId: userId,
+      metadata: options.metadata,
+    });
+    return adminUserOut(updated, await budgetOf(kysely, userId));
+  }
+
   app.post('/api/admin/users/:id/role', async (request, reply) => {
     const caller = await admin(request, reply, 'set_user_role');
     const userId = pathInt(request, 'id');
@@ -77,23 +104,12 @@ export function registerAdminRoutes(app: FastifyInstance, context: RagContext): 
     const isAdmin = reader.boolean('is_admin', { required: true });
     const notes = reader.string('admin_notes', { max: 2000 });
     reader.done();
-    if ((await guardDatabase(() => findUserById(kysely, userId))) === undefined)
-      throw detail(404, 'User not found');
-    if (userId === caller.id && isAdmin === false)
-      throw detail(400, 'Admins cannot remove their own admin access');
-    const updated = await updateUser(kysely, userId, {
-      is_admin: isAdmin as boolean,
-      ...(notes === undefined ? {} : { admin_notes: notes }),
-    });
-    if (updated === undefined) throw detail(404, 'User not found');
-    await writeAudit(kysely, request.log, {
-      adminUserId: caller.id,
+    return changeUser(request.log, caller.id, userId, {
+      selfRefusal: isAdmin === false ? 'Admins cannot remove their own admin access' : null,
+      change: { is_admin: isAdmin as boolean, ...(notes === undefined ? {} : { admin_notes: notes }) },
       action: 'set_user_role',
-      targetType: 'user',
-      targetId: userId,
       metadata: { is_admin: isAdmin },
     });
-    return adminUserOut(updated, await budgetOf(kysely, userId));
   });
 
   app.post('/api/admin/users/:id/active', async (request, reply) => {
@@ -102,19 +118,12 @@ export function registerAdminRoutes(app: FastifyInstance, context: RagContext): 
     const reader = InputReader.body(request);
     const isActive = reader.boolean('is_active', { required: true });
     reader.done();
-    if ((await guardDatabase(() => findUserById(kysely, userId))) === undefined)
-      throw detail(404, 'User not found');
-    if (userId === caller.id && isActive === false) throw detail(400, 'Admins cannot deactivate themselves');
-    const updated = await updateUser(kysely, userId, { is_active: isActive as boolean });
-    if (updated === undefined) throw detail(404, 'User not found');
-    await writeAudit(kysely, request.log, {
-      adminUserId: caller.id,
+    return changeUser(request.log, caller.id, userId, {
+      selfRefusal: isActive === false ? 'Admins cannot deactivate themselves' : null,
+      change: { is_active: isActive as boolean },
       action: 'set_user_active',
-      targetType: 'user',
-      targetId: userId,
       metadata: { is_active: isActive },
     });
-    return adminUserOut(updated, await budgetOf(kysely, userId));
   });
 
   app.post('/api/admin/budgets/:user_id', async (request, reply) => {
