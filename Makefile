@@ -99,3 +99,45 @@ demo-down: ## rag: stop the demo
 
 rag-docker-build: ## rag: build the image rag-assistant:latest
 	@$(call require,docker) docker build -f deploy/rag/Dockerfile -t rag-assistant:latest .
+
+# --- File Allocator (allocator): deploy/allocator, monitoring/ --------------------------------------------
+# The seed's names (up, down, logs, migrate, ...) already belong to owsc and rag above, so these carry the
+# `allocator-` prefix. Compose targets use `docker compose` (v2 plugin) or else `docker-compose` (v1), and
+# skip with a message when neither is installed.
+
+ALLOCATOR_COMPOSE_DEV := deploy/allocator/docker-compose.yml
+ALLOCATOR_COMPOSE_PROD := deploy/allocator/docker-compose.prod.yml
+# Evaluated only by the recipes that use it.
+ALLOCATOR_COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+# Runs the rest of a recipe line only when one of the two compose CLIs works.
+require_any_compose = docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || { echo "docker-compose is not installed: skipping $@"; exit 0; };
+
+.PHONY: allocator-docker-build allocator-up allocator-up-prod allocator-down allocator-down-prod allocator-logs allocator-migrate allocator-backup
+
+allocator-docker-build: ## allocator: build the image file-allocator:latest
+	@$(call require,docker) docker build -f deploy/allocator/Dockerfile -t file-allocator:latest .
+
+allocator-up: ## allocator: build and start the development stack (API 8000, Prometheus 9090, Grafana 3000)
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) up -d --build
+
+allocator-up-prod: ## allocator: build and start the production stack (needs the external secrets)
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_PROD) up -d --build
+
+allocator-down: ## allocator: stop the development stack (volumes are kept)
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) down
+
+allocator-down-prod: ## allocator: stop the production stack (volumes are kept)
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_PROD) down
+
+allocator-logs: ## allocator: follow the app logs of the development stack
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) logs -f app
+
+allocator-migrate: ## allocator: apply the catalog migrations (development stack)
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) run --rm app file-allocator migrate
+
+allocator-backup: ## allocator: write backup.sql (pg_dump) and storage-backup.tar.gz of the development stack
+	@$(require_any_compose) $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) exec -T postgres pg_dump -U postgres file_allocator > backup.sql.partial \
+	  && mv backup.sql.partial backup.sql \
+	  && $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) exec -T app tar -czf - -C /app storage > storage-backup.tar.gz.partial \
+	  && mv storage-backup.tar.gz.partial storage-backup.tar.gz

@@ -11,7 +11,13 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const SERVICES = [
   { name: 'docops', bin: 'services/docops/bin/docops.js', port: 8000 },
   { name: 'openworld-chem', bin: 'services/owsc/bin/openworld-chem.js', port: 8001, command: 'dashboard' },
-  { name: 'file-allocator', bin: 'services/allocator/bin/file-allocator.js', port: 8002 },
+  // The allocator's DATA_DIR default (./data) would share ./data/pglite with the RAG Assistant here.
+  {
+    name: 'file-allocator',
+    bin: 'services/allocator/bin/file-allocator.js',
+    port: 8002,
+    env: { DATA_DIR: 'data/file-allocator', STORAGE_PATH: 'data/file-allocator/storage' },
+  },
   { name: 'rag-assistant', bin: 'services/rag/bin/rag-assistant.js', port: 8003 },
   { name: 'raven-zero', bin: 'services/raven/bin/raven-zero.js', port: 8004 },
 ];
@@ -27,7 +33,8 @@ for (const service of available) {
     {
       cwd: root,
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: process.env,
+      // Variables the caller set win over the per-service defaults above.
+      env: { ...service.env, ...process.env },
     },
   );
   children.set(child, service);

@@ -17,24 +17,28 @@ export interface HttpMetrics {
   observe(method: string, route: string, status: number, seconds: number): void;
 }
 
-/** `http_requests_total{method,route,status}` and `http_request_duration_seconds{method,route,status}`. */
-export function createHttpMetrics(registry: Registry): HttpMetrics {
+/**
+ * `http_requests_total{method,route,status}` and `http_request_duration_seconds{method,route,status}`;
+ * `statusLabel` renames the status label where a service's contract names it otherwise (e.g. `status_code`).
+ */
+export function createHttpMetrics(registry: Registry, options: { statusLabel?: string } = {}): HttpMetrics {
+  const statusLabel = options.statusLabel ?? 'status';
   const requests = new Counter({
     name: 'http_requests_total',
     help: 'HTTP requests by method, route and status',
-    labelNames: ['method', 'route', 'status'],
+    labelNames: ['method', 'route', statusLabel],
     registers: [registry],
   });
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by method, route and status',
-    labelNames: ['method', 'route', 'status'],
+    labelNames: ['method', 'route', statusLabel],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
   return {
     observe(method, route, status, seconds) {
-      const labels = { method, route, status: String(status) };
+      const labels = { method, route, [statusLabel]: String(status) };
       requests.inc(labels);
       duration.observe(labels, seconds);
     },

@@ -1,17 +1,27 @@
 // The CPU-heavy part of indexing (spec §3.5, §7): parse → chunk → analyse (term frequencies) → local embedding.
 // `analyseDocument` does it on the calling thread; `IngestWorkerPool` runs it in worker threads with a heap cap,
-// so a large document neither blocks the HTTP loop nor can exhaust the process's memory. The worker side is
-// ingest-worker-entry.ts.
+// so a large document neither blocks the HTTP loop nor can exhaust the process's memory. The threads are the
+// kernel's ThreadPool; the worker side is ingest-worker-entry.ts.
 
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import {
+  reviveThreadError,
+  type SerializedThreadError,
+  THREAD_MAX_OLD_GENERATION_MB,
+  ThreadCrashedError,
+  type ThreadExitReason,
+  ThreadOutOfMemoryError,
+  ThreadPool,
+  ThreadPoolClosedError,
+  threadEntry,
+} from '@quintet/kernel/thread-pool';
 import { contentTerms, termFrequenciesOf } from './text/analysis.js';
 import { type ChunkDraft, type ChunkOptions, chunkBlocks, extractedTokenCount } from './text/chunk.js';
 import { localEmbeddingOfTerms } from './text/embedding.js';
 import { ParseError, type ParseOptions, parseDocument } from './text/parse.js';
 
 /** Default heap cap (V8 old generation) of one ingestion worker thread. */
-export const INGEST_WORKER_MAX_OLD_GENERATION_MB = 512;
+export const INGEST_WORKER_MAX_OLD_GENERATION_MB = THREAD_MAX_OLD_GENERATION_MB;
 export const DOCUMENT_TOO_LARGE_MESSAGE = 'Document too large to process in memory';
 
 export interface AnalyseRequest {
@@ -81,6 +91,7 @@ export interface PackedDocument {
 
 const FIELDS_PER_CHUNK = 6;
 
+/** The worker's form of a document; its typed arrays are transferred (see ingest-worker-entry.ts). */
 export function packDocument(document: AnalysedDocument): PackedDocument {
   const fields = new Int32Array(document.chunks.length * FIELDS_PER_CHUNK);
   document.chunks.forEach((chunk, index) => {
@@ -106,6 +117,7 @@ export function packDocument(document: AnalysedDocument): PackedDocument {
   };
 }
 
+/** The AnalysedDocument a PackedDocument stands for. */
 export function unpackDocument(packed: PackedDocument): AnalysedDocument {
   const { fields } = packed;
   const chunks: AnalysedChunk[] = [];
@@ -134,27 +146,9 @@ export function unpackDocument(packed: PackedDocument): AnalysedDocument {
   };
 }
 
-export type WorkerReply =
-  | { ok: true; document: PackedDocument }
-  | { ok: false; error: { name: string; message: string; code?: string } };
-
-/** The thrown value as the worker sends it back (errors do not keep their class across threads). */
-export function serializeError(error: unknown): Extract<WorkerReply, { ok: false }>['error'] {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
-  const code = (error as { code?: unknown }).code;
-  return {
-    name: error.name,
-    message: error.message,
-    ...(typeof code === 'string' ? { code } : {}),
-  };
-}
-
-function deserializeError(data: Extract<WorkerReply, { ok: false }>['error']): Error {
-  if (data.name === 'ParseError') return new ParseError(data.message);
-  const error = new Error(data.message);
-  error.name = data.name;
-  if (data.code !== undefined) Object.assign(error, { code: data.code });
-  return error;
+/** ParseError keeps its class across the thread boundary: a parse failure is permanent, not retried. */
+function reviveError(data: SerializedThreadError): Error {
+  return data.name === 'ParseError' ? new ParseError(data.message) : reviveThreadError(data);
 }
 
 // ---- the pool ----
@@ -179,7 +173,7 @@ export class IngestWorkerPoolClosedError extends Error {
   }
 }
 
-export type WorkerExitReason = 'recycled' | 'aborted' | 'oom' | 'crashed' | 'closed';
+export type WorkerExitReason = ThreadExitReason;
 
 export interface IngestWorkerPoolEvents {
   spawn: [threadId: number];
@@ -196,30 +190,21 @@ export interface IngestWorkerPoolOptions {
   maxJobsPerWorker?: number;
 }
 
-interface PooledWorker {
-  worker: Worker;
-  threadId: number;
-  jobs: number;
-  /** set once the worker is stopping or has died */
-  exitReason: WorkerExitReason | null;
-}
+const ENTRY = threadEntry(import.meta.url, 'ingest-worker-entry');
 
-interface WorkerEntry {
-  url: URL;
-  execArgv: string[] | undefined;
-}
-
-/**
- * The compiled entry next to this module (dist/); when this module runs from its TypeScript source (the
- * tests), the TypeScript entry, loaded through tsx.
- */
-function workerEntry(): WorkerEntry {
-  if (!import.meta.url.endsWith('.ts'))
-    return { url: new URL('./ingest-worker-entry.js', import.meta.url), execArgv: undefined };
-  return {
-    url: new URL('./ingest-worker-entry.ts', import.meta.url),
-    execArgv: ['--import', import.meta.resolve('tsx')],
-  };
+/** The pool's failures in this service's terms; an abort's reason passes through unchanged. */
+function ingestFailure(error: unknown): unknown {
+  if (error instanceof ThreadOutOfMemoryError) return new DocumentTooLargeError({ cause: error.cause });
+  if (error instanceof ThreadPoolClosedError) return new IngestWorkerPoolClosedError();
+  if (error instanceof ThreadCrashedError) {
+    if (error.exitCode !== null)
+      return new IngestWorkerCrashedError(
+        `Indexing worker stopped unexpectedly (exit code ${error.exitCode})`,
+      );
+    const reason = error.cause instanceof Error ? error.cause.message : String(error.cause);
+    return new IngestWorkerCrashedError(`Indexing worker failed: ${reason}`, { cause: error.cause });
+  }
+  return error;
 }
 
 /**
@@ -228,160 +213,37 @@ function workerEntry(): WorkerEntry {
  * idle workers do not keep the process alive.
  */
 export class IngestWorkerPool extends EventEmitter<IngestWorkerPoolEvents> {
-  readonly #size: number;
-  readonly #maxOldGenerationSizeMb: number;
-  readonly #maxJobsPerWorker: number;
-  readonly #entry = workerEntry();
-  readonly #idle: PooledWorker[] = [];
-  readonly #busy = new Set<PooledWorker>();
-  readonly #waiting: (() => void)[] = [];
-  #closed = false;
+  readonly #threads: ThreadPool<AnalyseRequest, PackedDocument>;
 
   constructor(options: IngestWorkerPoolOptions) {
     super();
-    if (!Number.isInteger(options.size) || options.size < 1)
-      throw new RangeError('size must be an integer ≥ 1');
-    this.#size = options.size;
-    this.#maxOldGenerationSizeMb = options.maxOldGenerationSizeMb ?? INGEST_WORKER_MAX_OLD_GENERATION_MB;
-    this.#maxJobsPerWorker = Math.max(1, options.maxJobsPerWorker ?? 50);
+    this.#threads = new ThreadPool<AnalyseRequest, PackedDocument>({
+      entry: ENTRY,
+      size: options.size,
+      maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? INGEST_WORKER_MAX_OLD_GENERATION_MB,
+      maxTasksPerWorker: options.maxJobsPerWorker ?? 50,
+      reviveError,
+    });
+    this.#threads.on('spawn', (threadId) => this.emit('spawn', threadId));
+    this.#threads.on('exit', (threadId, reason) => this.emit('exit', threadId, reason));
   }
 
   /** Worker threads analysing a document right now. */
   get busyCount(): number {
-    return this.#busy.size;
+    return this.#threads.busyCount;
   }
 
   /** Analyses `request` in a worker; rejects with `signal.reason` when it aborts (the worker is terminated). */
   async run(request: AnalyseRequest, signal: AbortSignal): Promise<AnalysedDocument> {
-    await this.#turn(signal);
-    const pooled = this.#idle.pop() ?? this.#spawn();
-    this.#busy.add(pooled);
-    pooled.worker.ref();
-    let reusable = false;
     try {
-      const document = await this.#analyseOn(pooled, request, signal);
-      pooled.jobs++;
-      reusable = pooled.jobs < this.#maxJobsPerWorker;
-      return document;
-    } finally {
-      this.#busy.delete(pooled);
-      if (reusable && !this.#closed) {
-        pooled.worker.unref();
-        this.#idle.push(pooled);
-      } else {
-        this.#stop(pooled, this.#closed ? 'closed' : 'recycled');
-      }
-      this.#waiting.shift()?.();
+      return unpackDocument(await this.#threads.run(request, signal));
+    } catch (error) {
+      throw ingestFailure(error);
     }
   }
 
   /** Terminates every worker; running jobs reject. */
   async close(): Promise<void> {
-    this.#closed = true;
-    const all = [...this.#idle, ...this.#busy];
-    this.#idle.length = 0;
-    for (const pooled of all) this.#stop(pooled, 'closed');
-    for (const wake of this.#waiting.splice(0)) wake();
+    await this.#threads.close();
   }
-
-  /** Resolves once fewer than `size` documents are being analysed. */
-  async #turn(signal: AbortSignal): Promise<void> {
-    for (;;) {
-      if (this.#closed) throw new IngestWorkerPoolClosedError();
-      signal.throwIfAborted();
-      if (this.#busy.size < this.#size) return;
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => {
-          const index = this.#waiting.indexOf(wake);
-          if (index >= 0) this.#waiting.splice(index, 1);
-          reject(signal.reason);
-        };
-        const wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.#waiting.push(wake);
-      });
-    }
-  }
-
-  #spawn(): PooledWorker {
-    const worker = new Worker(this.#entry.url, {
-      ...(this.#entry.execArgv === undefined ? {} : { execArgv: this.#entry.execArgv }),
-      resourceLimits: { maxOldGenerationSizeMb: this.#maxOldGenerationSizeMb },
-    });
-    const pooled: PooledWorker = { worker, threadId: worker.threadId, jobs: 0, exitReason: null };
-    // A worker that dies while idle is dropped from the pool (its 'error' must not become an uncaught one).
-    worker.on('error', (error: Error) => {
-      pooled.exitReason ??= isOutOfMemory(error) ? 'oom' : 'crashed';
-    });
-    worker.once('exit', () => {
-      const index = this.#idle.indexOf(pooled);
-      if (index >= 0) this.#idle.splice(index, 1);
-      this.emit('exit', pooled.threadId, pooled.exitReason ?? 'crashed');
-    });
-    this.emit('spawn', pooled.threadId);
-    return pooled;
-  }
-
-  #analyseOn(pooled: PooledWorker, request: AnalyseRequest, signal: AbortSignal): Promise<AnalysedDocument> {
-    const { worker } = pooled;
-    return new Promise<AnalysedDocument>((resolve, reject) => {
-      let failure: Error | null = null;
-      const cleanup = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const onMessage = (reply: WorkerReply) => {
-        cleanup();
-        if (reply.ok) resolve(unpackDocument(reply.document));
-        else reject(deserializeError(reply.error));
-      };
-      const onError = (error: Error) => {
-        // 'exit' follows; remember why the worker died.
-        failure = isOutOfMemory(error)
-          ? new DocumentTooLargeError({ cause: error })
-          : new IngestWorkerCrashedError(`Indexing worker failed: ${error.message}`, { cause: error });
-      };
-      const onExit = (exitCode: number) => {
-        cleanup();
-        const error =
-          failure ??
-          (this.#closed
-            ? new IngestWorkerPoolClosedError()
-            : new IngestWorkerCrashedError(`Indexing worker stopped unexpectedly (exit code ${exitCode})`));
-        reject(error);
-      };
-      const onAbort = () => {
-        cleanup();
-        this.#stop(pooled, 'aborted');
-        reject(signal.reason);
-      };
-      if (signal.aborted) {
-        onAbort();
-        return;
-      }
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.once('exit', onExit);
-      signal.addEventListener('abort', onAbort, { once: true });
-      worker.postMessage(request);
-    });
-  }
-
-  /** Terminates a worker the pool no longer wants (its exit is reported with `reason`). */
-  #stop(pooled: PooledWorker, reason: WorkerExitReason): void {
-    const index = this.#idle.indexOf(pooled);
-    if (index >= 0) this.#idle.splice(index, 1);
-    if (pooled.exitReason !== null) return;
-    pooled.exitReason = reason;
-    pooled.worker.terminate().catch(() => {});
-  }
-}
-
-function isOutOfMemory(error: Error): boolean {
-  return (error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY';
 }

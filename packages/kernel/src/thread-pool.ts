@@ -1,0 +1,350 @@
+// A pool of worker threads for CPU-heavy work that must neither block the event loop nor outlive its
+// deadline: a task whose signal aborts (timeout, shutdown) has its worker terminated and replaced on demand;
+// each worker has a heap cap, so one oversized input cannot exhaust the process's memory.
+//
+// The worker side calls `serveThreadTasks(handler)`; replies are { ok: true, result } or { ok: false, error }.
+import { EventEmitter } from 'node:events';
+import { isMarkedAsUntransferable, parentPort, type TransferListItem, Worker } from 'node:worker_threads';
+
+/** Default V8 old-generation cap of one worker thread. */
+export const THREAD_MAX_OLD_GENERATION_MB = 512;
+
+/** An error as it crosses the thread boundary. */
+export interface SerializedThreadError {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+type ThreadReply<R> = { ok: true; result: R } | { ok: false; error: SerializedThreadError };
+
+/** The worker ran out of its heap cap. */
+export class ThreadOutOfMemoryError extends Error {
+  override name = 'ThreadOutOfMemoryError';
+}
+
+/** The worker died without an answer for another reason than memory. */
+export class ThreadCrashedError extends Error {
+  override name = 'ThreadCrashedError';
+  /** the worker's exit code when it stopped without an uncaught error; null when it threw one (the cause) */
+  exitCode: number | null = null;
+}
+
+export class ThreadPoolClosedError extends Error {
+  override name = 'ThreadPoolClosedError';
+  constructor() {
+    super('The worker thread pool is closed');
+  }
+}
+
+export type ThreadExitReason = 'recycled' | 'aborted' | 'oom' | 'crashed' | 'closed';
+
+export interface ThreadPoolEvents {
+  spawn: [threadId: number];
+  /** a worker stopped: terminated by the pool (recycled, aborted, closed) or died (oom, crashed) */
+  exit: [threadId: number, reason: ThreadExitReason];
+}
+
+/** Where a worker's code is: its URL and, when it is TypeScript run by the tests, the loader flags. */
+export interface ThreadEntry {
+  url: URL;
+  execArgv?: string[];
+}
+
+/**
+ * The compiled entry `name.js` next to `moduleUrl`; when that module runs from its TypeScript source (the
+ * tests), `name.ts` loaded through tsx.
+ */
+export function threadEntry(moduleUrl: string, name: string): ThreadEntry {
+  if (!moduleUrl.endsWith('.ts')) return { url: new URL(`./${name}.js`, moduleUrl) };
+  return { url: new URL(`./${name}.ts`, moduleUrl), execArgv: ['--import', import.meta.resolve('tsx')] };
+}
+
+export interface ThreadPoolOptions {
+  entry: ThreadEntry;
+  /** tasks run at once (one worker thread each); more wait their turn */
+  size: number;
+  /** V8 old-generation cap of each worker (default THREAD_MAX_OLD_GENERATION_MB) */
+  maxOldGenerationSizeMb?: number;
+  /** tasks a worker runs before it is replaced (default 50; 1 = a fresh worker per task) */
+  maxTasksPerWorker?: number;
+  /** rebuilds the worker's error (errors do not keep their class across threads) */
+  reviveError?: (error: SerializedThreadError) => Error;
+}
+
+interface PooledWorker {
+  worker: Worker;
+  threadId: number;
+  tasks: number;
+  /** set once the worker is stopping or has died */
+  exitReason: ThreadExitReason | null;
+}
+
+/** A task waiting for a slot: granted one, or failed when the pool closes. */
+interface Waiter {
+  grant: () => void;
+  fail: (error: Error) => void;
+}
+
+/** The default `reviveError`: a plain Error with the worker error's name, message and code. */
+export function reviveThreadError(data: SerializedThreadError): Error {
+  const error = new Error(data.message);
+  error.name = data.name;
+  if (data.code !== undefined) Object.assign(error, { code: data.code });
+  return error;
+}
+
+/** Up to `size` reusable worker threads; idle workers do not keep the process alive. */
+export class ThreadPool<Request, Result> extends EventEmitter<ThreadPoolEvents> {
+  readonly #options: ThreadPoolOptions;
+  readonly #maxTasks: number;
+  readonly #idle: PooledWorker[] = [];
+  readonly #busy = new Set<PooledWorker>();
+  /** tasks waiting for a slot, oldest first */
+  readonly #waiting: Waiter[] = [];
+  /** slots held: tasks past their turn, running or about to; never more than `size` */
+  #slotsTaken = 0;
+  #closed = false;
+
+  constructor(options: ThreadPoolOptions) {
+    super();
+    if (!Number.isInteger(options.size) || options.size < 1)
+      throw new RangeError('size must be an integer ≥ 1');
+    this.#options = options;
+    this.#maxTasks = Math.max(1, options.maxTasksPerWorker ?? 50);
+  }
+
+  get size(): number {
+    return this.#options.size;
+  }
+
+  /** Worker threads running a task right now. */
+  get busyCount(): number {
+    return this.#busy.size;
+  }
+
+  /** Runs `request` in a worker; rejects with `signal.reason` when it aborts (the worker is terminated). */
+  async run(
+    request: Request,
+    signal: AbortSignal,
+    transfer: readonly TransferListItem[] = [],
+  ): Promise<Result> {
+    await this.#turn(signal);
+    let pooled: PooledWorker | undefined;
+    let reusable = false;
+    try {
+      // The pool may have closed, or the signal aborted, between the grant and now.
+      if (this.#closed) throw new ThreadPoolClosedError();
+      signal.throwIfAborted();
+      pooled = this.#idle.pop() ?? this.#spawn();
+      this.#busy.add(pooled);
+      pooled.worker.ref();
+      const result = await this.#runOn(pooled, request, signal, transfer);
+      pooled.tasks++;
+      reusable = pooled.tasks < this.#maxTasks;
+      return result;
+    } finally {
+      if (pooled !== undefined) {
+        this.#busy.delete(pooled);
+        if (reusable && !this.#closed) {
+          pooled.worker.unref();
+          this.#idle.push(pooled);
+        } else {
+          this.#stop(pooled, this.#closed ? 'closed' : 'recycled');
+        }
+      }
+      this.#release();
+    }
+  }
+
+  /** Terminates every worker; running and waiting tasks reject. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#idle, ...this.#busy];
+    this.#idle.length = 0;
+    for (const pooled of all) this.#stop(pooled, 'closed');
+    for (const waiter of this.#waiting.splice(0)) waiter.fail(new ThreadPoolClosedError());
+  }
+
+  /**
+   * Takes a slot, waiting for one when all `size` are held. The check and the taking happen in one step, and a
+   * released slot passes straight to the oldest waiting task: concurrent calls cannot overshoot `size`.
+   */
+  async #turn(signal: AbortSignal): Promise<void> {
+    if (this.#closed) throw new ThreadPoolClosedError();
+    signal.throwIfAborted();
+    if (this.#slotsTaken < this.#options.size) {
+      this.#slotsTaken++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        const index = this.#waiting.indexOf(waiter);
+        if (index >= 0) this.#waiting.splice(index, 1);
+        reject(signal.reason);
+      };
+      const waiter: Waiter = {
+        grant: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        fail: (error) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(waiter);
+    });
+  }
+
+  /** Gives a finished task's slot to the oldest waiting task, or frees it. */
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#slotsTaken--;
+    else next.grant();
+  }
+
+  #spawn(): PooledWorker {
+    const { entry } = this.#options;
+    const worker = new Worker(entry.url, {
+      ...(entry.execArgv === undefined ? {} : { execArgv: entry.execArgv }),
+      resourceLimits: {
+        maxOldGenerationSizeMb: this.#options.maxOldGenerationSizeMb ?? THREAD_MAX_OLD_GENERATION_MB,
+      },
+    });
+    const pooled: PooledWorker = { worker, threadId: worker.threadId, tasks: 0, exitReason: null };
+    // A worker that dies while idle is dropped from the pool (its 'error' must not become an uncaught one).
+    worker.on('error', (error: unknown) => {
+      pooled.exitReason ??= isOutOfMemory(error) ? 'oom' : 'crashed';
+    });
+    worker.once('exit', () => {
+      const index = this.#idle.indexOf(pooled);
+      if (index >= 0) this.#idle.splice(index, 1);
+      this.emit('exit', pooled.threadId, pooled.exitReason ?? 'crashed');
+    });
+    this.emit('spawn', pooled.threadId);
+    return pooled;
+  }
+
+  #runOn(
+    pooled: PooledWorker,
+    request: Request,
+    signal: AbortSignal,
+    transfer: readonly TransferListItem[],
+  ): Promise<Result> {
+    const { worker } = pooled;
+    const revive = this.#options.reviveError ?? reviveThreadError;
+    return new Promise<Result>((resolve, reject) => {
+      let failure: Error | null = null;
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onMessage = (reply: ThreadReply<Result>) => {
+        cleanup();
+        if (reply.ok) resolve(reply.result);
+        else reject(revive(reply.error));
+      };
+      const onError = (error: unknown) => {
+        // 'exit' follows; remember why the worker died.
+        failure = isOutOfMemory(error)
+          ? new ThreadOutOfMemoryError('worker thread ran out of memory', { cause: error })
+          : new ThreadCrashedError(
+              `worker thread failed: ${error instanceof Error ? error.message : String(error)}`,
+              { cause: error },
+            );
+      };
+      const onExit = (exitCode: number) => {
+        cleanup();
+        if (failure === null && !this.#closed) {
+          const crashed = new ThreadCrashedError(
+            `worker thread stopped unexpectedly (exit code ${exitCode})`,
+          );
+          crashed.exitCode = exitCode;
+          failure = crashed;
+        }
+        reject(failure ?? new ThreadPoolClosedError());
+      };
+      const onAbort = () => {
+        cleanup();
+        this.#stop(pooled, 'aborted');
+        reject(signal.reason);
+      };
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.once('exit', onExit);
+      signal.addEventListener('abort', onAbort, { once: true });
+      worker.postMessage(request, transfer);
+    });
+  }
+
+  #stop(pooled: PooledWorker, reason: ThreadExitReason): void {
+    const index = this.#idle.indexOf(pooled);
+    if (index >= 0) this.#idle.splice(index, 1);
+    if (pooled.exitReason !== null) return;
+    pooled.exitReason = reason;
+    pooled.worker.terminate().catch(() => {});
+  }
+}
+
+// A worker can throw anything, null included: the 'error' event carries that value as it is.
+function isOutOfMemory(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+}
+
+/**
+ * The buffers under `values` that postMessage can move instead of copying, each once: shared, untransferable
+ * (Buffer's small-allocation pool) and empty or detached buffers are left out, so they are copied as usual
+ * instead of failing the postMessage. The sender loses access to every buffer listed.
+ */
+export function transferableBuffers(
+  ...values: readonly (ArrayBufferView | ArrayBufferLike | null | undefined)[]
+): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const value of values) {
+    if (value === null || value === undefined) continue;
+    const buffer = ArrayBuffer.isView(value) ? value.buffer : value;
+    if (!(buffer instanceof ArrayBuffer) || buffer.byteLength === 0) continue;
+    if (isMarkedAsUntransferable(buffer)) continue;
+    buffers.add(buffer);
+  }
+  return [...buffers];
+}
+
+/** The thrown value as a worker sends it back. */
+export function serializeThreadError(error: unknown): SerializedThreadError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+/**
+ * Worker side: answers each message with `handler`'s result (transferring the buffers `transferOf` names) or
+ * its error.
+ */
+export function serveThreadTasks<Request, Result>(
+  handler: (request: Request) => Promise<Result>,
+  transferOf: (result: Result) => TransferListItem[] = () => [],
+): void {
+  const port = parentPort;
+  if (port === null) throw new Error('serveThreadTasks must run in a worker thread');
+  port.on('message', (request: Request) => {
+    handler(request).then(
+      (result) => {
+        const reply: ThreadReply<Result> = { ok: true, result };
+        port.postMessage(reply, transferOf(result));
+      },
+      (error: unknown) => {
+        const reply: ThreadReply<Result> = { ok: false, error: serializeThreadError(error) };
+        port.postMessage(reply);
+      },
+    );
+  });
+}

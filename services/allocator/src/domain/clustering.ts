@@ -1,0 +1,373 @@
+// De-duplication lookup (spec §3.6.5), cluster assignment and centroid maintenance (§3.6.6), and moving a
+// member's files between cluster folders (§3.19). Callers serialise these with the cluster lock and pass their
+// transaction as `db`.
+import { randomUUID } from 'node:crypto';
+import { type Kysely, sql, type Transaction } from 'kysely';
+import type { AllocatorRuntime } from '../runtime.js';
+import { type CatalogDatabase, parseVector, toVectorLiteral } from './database.js';
+
+type Executor = Kysely<CatalogDatabase> | Transaction<CatalogDatabase>;
+
+export interface DuplicateMatch {
+  type: 'exact' | 'near';
+  assetId: string;
+  /** pHash Hamming distance; 0 for exact duplicates */
+  distance: number;
+}
+
+export interface DuplicateProbe {
+  sha256: string;
+  perceptualHash: string | null;
+  embedding: Float32Array | null;
+  excludeAssetId: string;
+}
+
+export interface DuplicateRules {
+  hammingThreshold: number;
+  minSimilarity: number;
+}
+
+export interface ClusterAssignment {
+  clusterId: string;
+  clusterName: string;
+  /** e·centroid of the chosen cluster (1 for a cluster created from e) */
+  similarity: number;
+  created: boolean;
+}
+
+export interface AssignClusterOptions {
+  newThreshold: number;
+  suggestedName: string | null;
+  excludeClusterIds?: readonly string[];
+  /** called once when a new cluster row was inserted (e.g. to count clusters_created_total) */
+  onCreated?: () => void;
+}
+
+/** One file moved by moveAssetFiles, as storage-relative paths (to undo it when the transaction fails). */
+export interface FileMove {
+  from: string;
+  to: string;
+}
+
+const PHASH = /^[0-9a-f]{16}$/i;
+/** Nearest clusters fetched by centroid distance before the per-cluster thresholds are applied. */
+const NEAREST_CLUSTERS = 10;
+/**
+ * pgvector accumulates dot products in single precision, so SQL pre-filters use this slack and the exact
+ * comparison is made here in double precision on the stored values.
+ */
+const SQL_SLACK = 1e-5;
+/** Near-duplicate candidates (already ordered by pHash distance) checked exactly after the SQL filter. */
+const NEAR_CANDIDATES = 32;
+/** Longest suggested cluster name kept, leaving room for a `_<n>` suffix within 255 characters. */
+const MAX_BASE_NAME = 240;
+
+/** Σ aᵢbᵢ in double precision. */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`vector dimensions differ: ${a.length} and ${b.length}`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i] as number) * (b[i] as number);
+  return sum;
+}
+
+/** Cosine similarity (0 when either vector is zero). */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const norms = Math.sqrt(dot(a, a) * dot(b, b));
+  return norms === 0 ? 0 : dot(a, b) / norms;
+}
+
+/** v/|v| as float32, or null for a (near-)zero vector. */
+export function normalise(vector: ArrayLike<number>): Float32Array | null {
+  const norm = Math.sqrt(dot(vector, vector));
+  if (!(norm > 1e-12)) return null;
+  return Float32Array.from(vector, (value) => value / norm);
+}
+
+/** §3.6.5 against done media assets: exact (same sha256, original not itself an exact duplicate) first, then near (smallest pHash distance < hammingThreshold AND cosine ≥ minSimilarity; ties → earliest created). */
+export async function findDuplicate(
+  db: Executor,
+  probe: DuplicateProbe,
+  rules: DuplicateRules,
+): Promise<DuplicateMatch | null> {
+  // Exact duplicates are never originals, so a third copy points at the first one, not at the second.
+  const exact = await sql<{ id: string }>`
+    select id from asset
+    where kind = 'media' and status = 'done' and sha256 = ${probe.sha256}
+      and duplicate_type is distinct from 'exact' and id <> ${probe.excludeAssetId}
+    order by created_at, id
+    limit 1`.execute(db);
+  const original = exact.rows[0];
+  if (original !== undefined) return { type: 'exact', assetId: original.id, distance: 0 };
+
+  const { perceptualHash, embedding } = probe;
+  if (perceptualHash === null || embedding === null || !PHASH.test(perceptualHash)) return null;
+  if (rules.hammingThreshold <= 0) return null;
+  // One scan over the done assets' 64-bit hashes (bit_count of the XOR) finds every asset within the Hamming
+  // bound exactly; an embedding-first (HNSW top-k) search could miss the asset with the smallest distance when
+  // many images look alike. The scan reads only the short hash column (about 20 ms per 30 000 assets on
+  // embedded PGlite); the CASE keeps a malformed hash from failing the query (CASE fixes evaluation order, a
+  // WHERE guard would not), and the materialised CTE makes the costlier cosine distances run only for the few
+  // rows within the bound.
+  const literal = toVectorLiteral(embedding);
+  const near = await sql<{ id: string; distance: number; embedding: string }>`
+    with within_hash_bound as materialized (
+      select id, created_at, distance
+      from (
+        select id, created_at,
+          case when pg_input_is_valid('x' || perceptual_hash, 'bit(64)')
+            then bit_count(('x' || perceptual_hash)::bit(64) # ${`x${perceptualHash}`}::bit(64))::int
+          end as distance
+        from asset
+        where kind = 'media' and status = 'done' and duplicate_type is distinct from 'exact'
+          and id <> ${probe.excludeAssetId} and embedding is not null and perceptual_hash is not null
+      ) hashed
+      where distance < ${rules.hammingThreshold}
+    )
+    select candidate.id, candidate.distance, asset.embedding::text as embedding
+    from within_hash_bound candidate join asset on asset.id = candidate.id
+    where 1 - (asset.embedding <=> ${literal}::vector) >= ${rules.minSimilarity - SQL_SLACK}
+    order by candidate.distance, candidate.created_at, candidate.id
+    limit ${NEAR_CANDIDATES}`.execute(db);
+  for (const row of near.rows) {
+    const stored = parseVector(row.embedding);
+    if (stored !== null && cosine(embedding, stored) >= rules.minSimilarity)
+      return { type: 'near', assetId: row.id, distance: Number(row.distance) };
+  }
+  return null;
+}
+
+interface ClusterCandidate {
+  id: string;
+  name: string;
+  threshold: number;
+  created_at: Date;
+  centroid: string;
+}
+
+/** Highest sim among clusters with sim ≥ their threshold; ties → older cluster (then smaller id). */
+function bestQualifying(
+  embedding: Float32Array,
+  candidates: readonly ClusterCandidate[],
+): { candidate: ClusterCandidate; similarity: number } | null {
+  let best: { candidate: ClusterCandidate; similarity: number } | null = null;
+  for (const candidate of candidates) {
+    const centroid = parseVector(candidate.centroid);
+    if (centroid === null || centroid.length !== embedding.length) continue;
+    const similarity = dot(embedding, centroid);
+    if (similarity < Number(candidate.threshold)) continue;
+    if (
+      best === null ||
+      similarity > best.similarity ||
+      (similarity === best.similarity && isOlder(candidate, best.candidate))
+    )
+      best = { candidate, similarity };
+  }
+  return best;
+}
+
+function isOlder(a: ClusterCandidate, b: ClusterCandidate): boolean {
+  const difference = new Date(a.created_at).getTime() - new Date(b.created_at).getTime();
+  return difference < 0 || (difference === 0 && a.id < b.id);
+}
+
+/** §3.6.6: best cluster with sim ≥ its threshold (ties → older), else a new provisional cluster (threshold = newThreshold, name = suggestedName or `Cluster <8 hex>`, `_1`, `_2` … when taken). Does NOT update the centroid (call addToCentroid after the member row is saved). */
+export async function assignCluster(
+  db: Executor,
+  embedding: Float32Array,
+  options: AssignClusterOptions,
+): Promise<ClusterAssignment> {
+  const literal = toVectorLiteral(embedding);
+  const excluded = options.excludeClusterIds ?? [];
+  const exclusion = excluded.length === 0 ? sql`` : sql`and id not in (${sql.join(excluded)})`;
+  // The nearest centroids come from the HNSW index; when one of them qualifies, no farther cluster can have a
+  // higher similarity, so the thresholds only need checking on these.
+  const nearest = await sql<ClusterCandidate>`
+    select id, name, threshold, created_at, centroid::text as centroid
+    from cluster
+    where centroid is not null ${exclusion}
+    order by centroid <=> ${literal}::vector
+    limit ${NEAREST_CLUSTERS}`.execute(db);
+  let best = bestQualifying(embedding, nearest.rows);
+  if (best === null && nearest.rows.length === NEAREST_CLUSTERS) {
+    // A farther cluster with a lower threshold may still qualify: check every cluster's own threshold.
+    const qualifying = await sql<ClusterCandidate>`
+      select id, name, threshold, created_at, centroid::text as centroid
+      from cluster
+      where centroid is not null ${exclusion}
+        and (centroid <#> ${literal}::vector) * -1 >= threshold - ${SQL_SLACK}`.execute(db);
+    best = bestQualifying(embedding, qualifying.rows);
+  }
+  if (best !== null)
+    return {
+      clusterId: best.candidate.id,
+      clusterName: best.candidate.name,
+      similarity: best.similarity,
+      created: false,
+    };
+
+  const centroid = normalise(embedding);
+  if (centroid === null) throw new Error('cannot cluster a zero embedding');
+  const id = randomUUID();
+  const suggested = options.suggestedName?.trim().slice(0, MAX_BASE_NAME) ?? '';
+  const name = await freeClusterName(db, suggested === '' ? `Cluster ${id.slice(0, 8)}` : suggested);
+  // clock_timestamp, not now(): clusters created in one transaction must still be ordered by age.
+  await db
+    .insertInto('cluster')
+    .values({
+      id,
+      name,
+      centroid: toVectorLiteral(centroid),
+      threshold: options.newThreshold,
+      provisional: true,
+      metadata: '{}',
+      created_at: sql<Date>`clock_timestamp()`,
+      updated_at: sql<Date>`clock_timestamp()`,
+    })
+    .execute();
+  options.onCreated?.();
+  return { clusterId: id, clusterName: name, similarity: dot(embedding, centroid), created: true };
+}
+
+/** `base` when free, else the first free `base_1`, `base_2`, … (cluster names are unique). */
+export async function freeClusterName(db: Executor, base: string): Promise<string> {
+  const taken = await sql<{ name: string }>`
+    select name from cluster where name = ${base} or starts_with(name, ${`${base}_`})`.execute(db);
+  const names = new Set(taken.rows.map((row) => row.name));
+  if (!names.has(base)) return base;
+  for (let suffix = 1; ; suffix++) {
+    const candidate = `${base}_${suffix}`;
+    if (!names.has(candidate)) return candidate;
+  }
+}
+
+/** c ← normalise((c·n + e)/(n+1)), n = members with their own embedding (exact duplicates excluded) BEFORE this one. */
+export async function addToCentroid(
+  db: Executor,
+  clusterId: string,
+  embedding: Float32Array,
+  membersBefore: number,
+): Promise<void> {
+  const row = await db
+    .selectFrom('cluster')
+    .select(sql<string | null>`centroid::text`.as('centroid'))
+    .where('id', '=', clusterId)
+    .executeTakeFirst();
+  if (row === undefined) throw new Error(`cluster ${clusterId} does not exist`);
+  const current = parseVector(row.centroid);
+  const previous =
+    current !== null && current.length === embedding.length && membersBefore > 0 ? current : null;
+  const n = previous === null ? 0 : membersBefore;
+  const mean = new Float64Array(embedding.length);
+  for (let i = 0; i < embedding.length; i++)
+    mean[i] = ((previous?.[i] ?? 0) * n + (embedding[i] as number)) / (n + 1);
+  const centroid = normalise(mean);
+  await db
+    .updateTable('cluster')
+    .set({
+      centroid: centroid === null ? null : toVectorLiteral(centroid),
+      updated_at: sql<Date>`clock_timestamp()`,
+    })
+    .where('id', '=', clusterId)
+    .execute();
+}
+
+/** Number of members with their own embedding (exact duplicates excluded): the n of addToCentroid. */
+export async function countCentroidMembers(db: Executor, clusterId: string): Promise<number> {
+  const row = await sql<{ members: number }>`
+    select count(*)::int as members from asset
+    where cluster_id = ${clusterId} and embedding is not null
+      and duplicate_type is distinct from 'exact'`.execute(db);
+  return Number(row.rows[0]?.members ?? 0);
+}
+
+/** Normalised mean of the remaining members' own embeddings (null centroid when none). */
+export async function recomputeCentroid(db: Executor, clusterId: string): Promise<void> {
+  // pgvector's avg accumulates in double precision.
+  const result = await sql<{ mean: string | null }>`
+    select avg(embedding)::text as mean from asset
+    where cluster_id = ${clusterId} and embedding is not null
+      and duplicate_type is distinct from 'exact'`.execute(db);
+  const mean = parseVector(result.rows[0]?.mean ?? null);
+  const centroid = mean === null ? null : normalise(mean);
+  await db
+    .updateTable('cluster')
+    .set({
+      centroid: centroid === null ? null : toVectorLiteral(centroid),
+      updated_at: sql<Date>`clock_timestamp()`,
+    })
+    .where('id', '=', clusterId)
+    .execute();
+}
+
+const MEDIA_URI = /^fs:\/\/media\/clusters\/([^/]+)\/([^/]+)$/;
+const THUMBNAIL_URI = /^fs:\/\/media\/derived\/([^/]+)\/([^/]+)\/thumb\.jpg$/;
+
+/** Moves a member's file and thumbnail to another cluster's folders and updates uri/thumbnail_uri of the asset and of exact duplicates sharing its uri. */
+export async function moveAssetFiles(
+  runtime: AllocatorRuntime,
+  db: Executor,
+  assetId: string,
+  targetClusterId: string,
+  journal?: FileMove[],
+): Promise<void> {
+  const asset = await db
+    .selectFrom('asset')
+    .select(['uri', 'thumbnail_uri'])
+    .where('id', '=', assetId)
+    .executeTakeFirst();
+  if (asset === undefined) throw new Error(`asset ${assetId} does not exist`);
+  const media = asset.uri === null ? null : MEDIA_URI.exec(asset.uri);
+  if (asset.uri !== null && media !== null && media[1] !== targetClusterId) {
+    const to = `media/clusters/${targetClusterId}/${media[2]}`;
+    const newUri = await moveStored(runtime, asset.uri, to, journal);
+    // Exact duplicates share the original's file, so they follow it.
+    await db
+      .updateTable('asset')
+      .set({ uri: newUri, updated_at: sql<Date>`clock_timestamp()` })
+      .where('uri', '=', asset.uri)
+      .execute();
+  }
+  const thumbnail = asset.thumbnail_uri === null ? null : THUMBNAIL_URI.exec(asset.thumbnail_uri);
+  if (asset.thumbnail_uri !== null && thumbnail !== null && thumbnail[1] !== targetClusterId) {
+    const to = `media/derived/${targetClusterId}/${thumbnail[2]}/thumb.jpg`;
+    const newUri = await moveStored(runtime, asset.thumbnail_uri, to, journal);
+    await db
+      .updateTable('asset')
+      .set({ thumbnail_uri: newUri, updated_at: sql<Date>`clock_timestamp()` })
+      .where('thumbnail_uri', '=', asset.thumbnail_uri)
+      .execute();
+  }
+}
+
+/** Moves one stored file; a file already missing on disk is logged and its URI still follows the move. */
+async function moveStored(
+  runtime: AllocatorRuntime,
+  uri: string,
+  to: string,
+  journal?: FileMove[],
+): Promise<string> {
+  const from = uri.slice('fs://'.length);
+  try {
+    const moved = await runtime.storage.moveFile(runtime.storage.resolve(uri), to);
+    journal?.push({ from, to });
+    return moved;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    runtime.logger.warn({ uri, target: to }, 'stored file missing while moving it to another cluster');
+    return runtime.storage.uriFor(to);
+  }
+}
+
+/** Moves files back (newest first) after the transaction that recorded them failed; failures are logged. */
+export async function undoFileMoves(runtime: AllocatorRuntime, journal: readonly FileMove[]): Promise<void> {
+  for (const move of [...journal].reverse()) {
+    try {
+      await runtime.storage.moveFile(runtime.storage.resolve(`fs://${move.to}`), move.from);
+    } catch (error) {
+      runtime.logger.error(
+        { err: error, from: move.to, to: move.from },
+        'could not move a file back after a failed cluster change',
+      );
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// The audit trail of spec §3.10 ("lineage"): one row per stage an asset, schema or request went through.
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { CatalogDatabase } from './database.js';
+
+export interface LineageEntry {
+  requestId?: string | null;
+  assetId?: string | null;
+  schemaId?: string | null;
+  stage: string;
+  detail?: Record<string, unknown>;
+  success?: boolean;
+  errorMessage?: string | null;
+}
+
+type Executor = Kysely<CatalogDatabase> | Transaction<CatalogDatabase>;
+
+/** Writes lineage rows (in the caller's transaction when given one). */
+export async function recordLineage(db: Executor, ...entries: LineageEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await db
+    .insertInto('lineage')
+    .values(
+      entries.map((entry) => ({
+        id: randomUUID(),
+        request_id: entry.requestId ?? null,
+        asset_id: entry.assetId ?? null,
+        schema_id: entry.schemaId ?? null,
+        stage: entry.stage,
+        detail: JSON.stringify(entry.detail ?? {}),
+        success: entry.success ?? true,
+        error_message: entry.errorMessage ?? null,
+      })),
+    )
+    .execute();
+}
