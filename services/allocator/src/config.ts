@@ -99,8 +99,6 @@ export interface AllocatorConfig {
   tracingEnabled: boolean;
   otlpEndpoint: string | undefined;
   faultInjectFailOwner: string | undefined;
-  /** secret values to scrub from anything written (logs) */
-  secrets: string[];
 }
 
 const MIB = 1024 * 1024;
@@ -219,11 +217,6 @@ export function loadConfig(env: Env): AllocatorConfig {
   const ingestRoot = envRaw(env, 'INGEST_ALLOWED_ROOT');
   const chunkSize = envInt(env, 'DOC_CHUNK_SIZE', 512, { min: 16, max: 100_000 });
   const debug = envBool(env, 'DEBUG', false);
-  const secrets = [geminiApiKey, webhookSecret, ...apiKeys].filter((value) => value.length >= 4);
-  if (dbUrl !== undefined) {
-    const password = new URL(dbUrl).password;
-    if (password !== '') secrets.push(decodeURIComponent(password));
-  }
   return {
     environment,
     production,
@@ -301,6 +294,5 @@ export function loadConfig(env: Env): AllocatorConfig {
     tracingEnabled: envBool(env, 'TRACING_ENABLED', false),
     otlpEndpoint: envRaw(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
     faultInjectFailOwner: production ? undefined : envRaw(env, 'FAULT_INJECT_FAIL_OWNER'),
-    secrets,
   };
 }

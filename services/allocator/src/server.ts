@@ -15,6 +15,7 @@ import { JobRunner } from './domain/jobs.js';
 import { createAllocatorMetrics } from './domain/metrics.js';
 import { setupMediaEmbedder, setupTextEmbedder } from './domain/model-setup.js';
 import { settleWebhookDeliveries } from './domain/pipeline/notify.js';
+import { createSearchIndex, type SearchIndex } from './domain/search-index.js';
 import { FileStorage } from './domain/storage.js';
 import { registerBatchRoutes } from './http/batch-routes.js';
 import { registerClusterRoutes } from './http/cluster-routes.js';
@@ -26,6 +27,7 @@ import { registerObjectRoutes } from './http/object-routes.js';
 import { registerDocsRoutes } from './http/openapi.js';
 import { type ProcessState, registerOpsRoutes } from './http/ops-routes.js';
 import { registerSchemaRoutes } from './http/schema-routes.js';
+import { registerSearchRoutes } from './http/search-routes.js';
 import { registerTracing } from './http/tracing.js';
 import type { AllocatorRuntime, CatalogChanges, ClusterLock } from './runtime.js';
 import { serviceVersion } from './version.js';
@@ -148,6 +150,18 @@ function createClusterLock(database: Database<CatalogDatabase>): ClusterLock {
     );
 }
 
+// One search index per runtime, built once (it loads the catalog) and closed with the runtime.
+const searchIndexes = new WeakMap<AllocatorRuntime, Promise<SearchIndex>>();
+
+function searchIndexOf(runtime: AllocatorRuntime): Promise<SearchIndex> {
+  let index = searchIndexes.get(runtime);
+  if (index === undefined) {
+    index = createSearchIndex(runtime);
+    searchIndexes.set(runtime, index);
+  }
+  return index;
+}
+
 export interface RuntimeOptions {
   logger: Logger;
   /** embedded PGlite in memory instead of DATA_DIR/pglite (tests) */
@@ -208,6 +222,10 @@ export async function createRuntime(
     };
     const runner = await JobRunner.create(partial);
     closers.push(() => runner.close());
+    closers.push(async () => {
+      const index = searchIndexes.get(runner.runtime);
+      if (index !== undefined) await (await index).close();
+    });
     return { runtime: runner.runtime, runner, close: closeAll };
   } catch (error) {
     await closeAll();
@@ -240,6 +258,7 @@ export async function buildApp(
     registerClusterRoutes(app, runtime);
     registerDlqRoutes(app, runtime);
     registerObjectRoutes(app, runtime);
+    registerSearchRoutes(app, runtime, await searchIndexOf(runtime));
     registerSchemaRoutes(app, runtime);
     registerDocsRoutes(app, runtime);
   }

@@ -133,7 +133,7 @@ describe('serve', () => {
       ]);
       const response = await fetch(`${first.url}/api/v1/ingest`, {
         method: 'POST',
-        body,
+        body: new Uint8Array(body),
         headers: { 'content-type': contentType },
       });
       expect(response.status).toBe(202);

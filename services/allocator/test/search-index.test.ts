@@ -11,7 +11,7 @@ import {
   SearchIndex,
   type SearchIndexOptions,
 } from '../src/domain/search-index.js';
-import { queryTerms, termMatches } from '../src/domain/tokens.js';
+import { lexicalScore, queryTerms, termMatches, tokenize } from '../src/domain/tokens.js';
 import type { CatalogChanges } from '../src/runtime.js';
 
 let database: Database<CatalogDatabase>;
@@ -148,7 +148,7 @@ const NO_FILTER: EntryFilter = {
 function search(
   index: SearchIndex,
   query: string,
-  options: Partial<RankOptions> & { filter?: Partial<EntryFilter> } = {},
+  options: Partial<Omit<RankOptions, 'filter'>> & { filter?: Partial<EntryFilter> } = {},
 ) {
   return index.rank(queryTerms(query), {
     threshold: options.threshold ?? 0,
@@ -479,5 +479,135 @@ describe('freshness', () => {
     const later = await insertAsset({ tags: ['survival'] });
     await index.refreshAssets([later]);
     expect(ids(search(index, 'surv')).sort()).toEqual([survivor, later].sort());
+  });
+});
+
+describe('ranking agrees with a direct computation of §3.9.2', () => {
+  it('for one and several terms, prefixes, filters and limits, before and after entries move', async () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const vocabulary = [
+      'amber',
+      'ambient',
+      'birch',
+      'birds',
+      'cedar',
+      'coast',
+      'dune',
+      'dusk',
+      'elm',
+      'ember',
+    ];
+    const owners = ['ann', 'bob', null];
+    const base = Date.UTC(2026, 0, 1);
+    interface Spec {
+      id: string;
+      tags: string[];
+      owner: string | null;
+      createdAt: Date;
+      kind: 'media' | 'json';
+      duplicateType: 'exact' | null;
+    }
+    const specs: Spec[] = [];
+    const rows = Array.from({ length: 400 }, () => {
+      const spec: Spec = {
+        id: randomUUID(),
+        tags: Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(vocabulary)),
+        owner: pick(owners),
+        // few distinct times, so that ties on created_at are decided by id
+        createdAt: new Date(base + Math.floor(random() * 40) * 1000),
+        kind: random() < 0.8 ? 'media' : 'json',
+        duplicateType: random() < 0.1 ? 'exact' : null,
+      };
+      specs.push(spec);
+      return {
+        id: spec.id,
+        kind: spec.kind,
+        sha256: randomUUID(),
+        content_type: 'image/png',
+        size_bytes: 1,
+        status: 'done' as const,
+        owner: spec.owner,
+        tags: spec.tags,
+        duplicate_type: spec.duplicateType,
+        created_at: spec.createdAt,
+        metadata: '{}',
+      };
+    });
+    await database.kysely.insertInto('asset').values(rows).execute();
+    const index = await openIndex();
+
+    const queries = [
+      'amber',
+      'amb',
+      'bir',
+      'dusk',
+      'zzz',
+      'amber coast',
+      'bir dune elm',
+      'ember zzz',
+      'co du',
+      'cedar cedar birch ambient',
+    ];
+    const filters: Partial<EntryFilter>[] = [
+      {},
+      { owner: 'ann' },
+      { kind: 'json' },
+      { includeDuplicates: true },
+      { tags: ['elm'] },
+    ];
+    const check = () => {
+      for (const query of queries)
+        for (const filter of filters)
+          for (const [limit, threshold] of [
+            [3, 0.5],
+            [10, 0.7],
+            [100, 0],
+          ] as const) {
+            const terms = queryTerms(query);
+            const expected = specs
+              .filter((spec) => filter.owner === undefined || spec.owner === filter.owner)
+              .filter((spec) => filter.kind === undefined || spec.kind === filter.kind)
+              .filter((spec) => filter.includeDuplicates === true || spec.duplicateType !== 'exact')
+              .filter((spec) => !filter.tags || filter.tags.some((tag) => spec.tags.includes(tag)))
+              .map((spec) => ({
+                spec,
+                lexical: lexicalScore(terms, { tags: tokenize(spec.tags.join(' ')) }),
+              }))
+              .filter(
+                ({ lexical }) => lexical !== null && Math.round(lexical.score * 10_000) / 10_000 >= threshold,
+              )
+              .map(({ spec, lexical }) => ({
+                id: spec.id,
+                score: Math.round((lexical?.score ?? 0) * 10_000) / 10_000,
+                created: spec.createdAt.getTime(),
+                sources: lexical?.matchedFields ?? [],
+              }))
+              .sort((a, b) => b.score - a.score || b.created - a.created || (a.id < b.id ? -1 : 1))
+              .slice(0, limit)
+              .map(({ id, score, sources }) => [id, score, sources]);
+            const actual = search(index, query, { limit, threshold, filter }).map((hit) => [
+              hit.entry.id,
+              hit.score,
+              hit.matchSources,
+            ]);
+            expect({ query, filter, limit, actual }).toEqual({ query, filter, limit, actual: expected });
+          }
+    };
+    check();
+
+    // Reloaded entries take new slots out of result order; removed ones leave dead postings behind.
+    const moved = specs.filter(() => random() < 0.2);
+    for (const spec of moved) spec.tags = [pick(vocabulary), pick(vocabulary)];
+    for (const spec of moved)
+      await database.kysely.updateTable('asset').set({ tags: spec.tags }).where('id', '=', spec.id).execute();
+    await index.refreshAssets(moved.map((spec) => spec.id));
+    const removed = specs.splice(0, 30);
+    index.removeAssets(removed.map((spec) => spec.id));
+    check();
   });
 });

@@ -22,7 +22,10 @@ export function cliConfig(): AllocatorConfig {
 /** Logs of one-shot commands go to stderr (the service's line format), so their stdout stays clean for output. */
 export async function commandLogger(config: AllocatorConfig): Promise<Logger> {
   const { createAllocatorLogger } = await import('../server.js');
-  return createAllocatorLogger({ ...config, logLevel: config.logLevel === 'DEBUG' ? 'DEBUG' : 'WARNING' }, process.stderr);
+  return createAllocatorLogger(
+    { ...config, logLevel: config.logLevel === 'DEBUG' ? 'DEBUG' : 'WARNING' },
+    process.stderr,
+  );
 }
 
 /** The message for an embedded database held by a running server. */

@@ -354,6 +354,13 @@ export async function renameCluster(
       adminLineage('cluster_renamed', clusterId, actor, { old_name: cluster.name, new_name: newName }),
     );
   });
+  // Members are searchable by their cluster's name: the search index reloads them.
+  const members = await runtime.catalog
+    .selectFrom('asset')
+    .select('id')
+    .where('cluster_id', '=', clusterId)
+    .execute();
+  runtime.changes.assetsChanged(members.map((member) => member.id));
   return requireDetail(runtime.catalog, clusterId);
 }
 

@@ -38,7 +38,7 @@ const TERM_MASK = 0xff << TERM_SHIFT;
 /** Terms are counted in 8 bits; a query of at most 500 characters has fewer than 170. */
 const MAX_TERMS = 255;
 /** A one-term query merges its tokens' posting lists when a prefix expands to at most this many tokens. */
-const MAX_MERGED_LISTS = 8;
+const MAX_MERGED_LISTS = 32;
 
 const FIELD_BIT: Record<LexicalField, number> = Object.fromEntries(
   LEXICAL_FIELDS.map((field, index) => [field, 1 << index]),
@@ -196,7 +196,8 @@ const ASSET_TUPLE = sql`json_build_array(a.id, a.kind, a.uri, a.content_type, a.
   case when a.kind = 'json' then a.document end)`;
 
 function decodeAsset(tuple: AssetTuple): AssetRow {
-  const [id, kind, uri, contentType, sizeBytes, owner, comments, tags, clusterId, clusterName, thumbnailUri] = tuple;
+  const [id, kind, uri, contentType, sizeBytes, owner, comments, tags, clusterId, clusterName, thumbnailUri] =
+    tuple;
   return {
     id,
     kind,
@@ -412,9 +413,14 @@ export class SearchIndex {
    */
   rank(terms: readonly string[], options: RankOptions): RankedHit[] {
     if (terms.length > MAX_TERMS) throw new RangeError(`a query has at most ${MAX_TERMS} distinct terms`);
-    if (terms.length === 1 && (options.vectorHits ?? []).length === 0) {
-      const lists = this.#matchingTokens(terms[0] as string).map((tokenId) => this.#postings[tokenId] as number[]);
-      if (lists.length <= MAX_MERGED_LISTS) return this.#rankOneTerm(lists, options);
+    if ((options.vectorHits ?? []).length === 0) {
+      const termLists = terms.map((term) =>
+        this.#matchingTokens(term).map((tokenId) => this.#postings[tokenId] as number[]),
+      );
+      if (termLists.length === 1 && (termLists[0] as number[][]).length <= MAX_MERGED_LISTS)
+        return this.#rankOneTerm(termLists[0] as number[][], options);
+      if (termLists.length > 1 && termLists.every((lists) => lists.length <= MAX_MERGED_LISTS))
+        return this.#rankTerms(termLists, options);
     }
     const queryStamp = this.#nextStamp();
     let touchedCount = 0;
@@ -558,7 +564,11 @@ export class SearchIndex {
         if (cursor >= 0) slot = Math.max(slot, (list[cursor] as number) >>> FIELD_BITS);
       }
       if (slot < 0) break;
-      if (bestSlots.length === limit && this.#comesBefore(bestSlots[limit - 1] as number, bestUpTo[slot] as number)) break;
+      if (
+        bestSlots.length === limit &&
+        this.#comesBefore(bestSlots[limit - 1] as number, bestUpTo[slot] as number)
+      )
+        break;
       let mask = 0;
       for (const [index, list] of lists.entries()) {
         const cursor = cursors[index] as number;
@@ -586,6 +596,113 @@ export class SearchIndex {
       return {
         entry: entries[slot] as SearchEntry,
         score: 1,
+        matchSources: LEXICAL_FIELDS.filter((field) => (mask & FIELD_BIT[field]) !== 0),
+      };
+    });
+  }
+
+  /**
+   * Several terms and no vectors (MaxScore): entries are visited downwards by slot from the posting lists of
+   * the "essential" terms only; the other terms — the largest lists — are looked up by binary search. Once
+   * the k results are fixed at level L (and come before every slot left), an entry needs more than L
+   * matched terms, so the L largest terms stop being walked; when no essential term is left, the scan ends.
+   */
+  #rankTerms(termLists: readonly (readonly (readonly number[])[])[], options: RankOptions): RankedHit[] {
+    const { filter, threshold, limit } = options;
+    const termCount = termLists.length;
+    const levels = new Float64Array(termCount + 1);
+    levels[0] = -1;
+    for (let m = 1; m <= termCount; m++) levels[m] = round4(0.5 + (0.5 * m) / termCount);
+    const kindCode = filter.kind === null ? 0 : KIND_CODE[filter.kind];
+    const needsEntryFilter = filter.owner !== null || filter.clusterId !== null || filter.tags !== null;
+    const kindCodes = this.#kindCodes;
+    const exact = this.#exactDuplicate;
+    const bestUpTo = this.#bestUpTo;
+    const entries = this.#entries;
+    // Terms by descending posting count: the first `nonEssential` are looked up, the rest walked.
+    const order = termLists
+      .map((lists) => ({ lists, size: lists.reduce((sum, list) => sum + list.length, 0) }))
+      .sort((a, b) => b.size - a.size)
+      .map(({ lists }) => lists);
+    const cursors = order.map((lists) => lists.map((list) => list.length - 1));
+    let nonEssential = 0;
+    const bestSlots: number[] = [];
+    const bestScores: number[] = [];
+    const bestLevels: number[] = [];
+    const bestMasks: number[] = [];
+    const before = (score: number, slot: number, at: number): boolean => {
+      const other = bestScores[at] as number;
+      return score !== other ? score > other : this.#comesBefore(slot, bestSlots[at] as number);
+    };
+    for (;;) {
+      let slot = -1;
+      for (;;) {
+        slot = -1;
+        for (let t = nonEssential; t < order.length; t++) {
+          const lists = order[t] as (typeof order)[number];
+          const termCursors = cursors[t] as number[];
+          for (const [index, list] of lists.entries()) {
+            const cursor = termCursors[index] as number;
+            if (cursor >= 0) slot = Math.max(slot, (list[cursor] as number) >>> FIELD_BITS);
+          }
+        }
+        if (slot < 0 || bestSlots.length < limit) break;
+        const kthLevel = bestLevels[limit - 1] as number;
+        const settled = this.#comesBefore(bestSlots[limit - 1] as number, bestUpTo[slot] as number);
+        const wanted = Math.min(order.length, settled ? kthLevel : kthLevel - 1);
+        if (wanted <= nonEssential) break;
+        nonEssential = wanted;
+      }
+      if (slot < 0) break;
+      let level = 0;
+      let mask = 0;
+      for (let t = 0; t < order.length; t++) {
+        const lists = order[t] as (typeof order)[number];
+        const termCursors = cursors[t] as number[];
+        let matched = false;
+        for (const [index, list] of lists.entries()) {
+          if (t < nonEssential) {
+            const found = findSlot(list, slot);
+            if (found >= 0) {
+              matched = true;
+              mask |= (list[found] as number) & FIELD_MASK;
+            }
+            continue;
+          }
+          const cursor = termCursors[index] as number;
+          if (cursor >= 0 && (list[cursor] as number) >>> FIELD_BITS === slot) {
+            matched = true;
+            mask |= (list[cursor] as number) & FIELD_MASK;
+            termCursors[index] = cursor - 1;
+          }
+        }
+        if (matched) level++;
+      }
+      if (kindCodes[slot] === 0) continue;
+      if (kindCode !== 0 && kindCodes[slot] !== kindCode) continue;
+      if (exact[slot] === 1 && !filter.includeDuplicates) continue;
+      const score = levels[level] as number;
+      if (score < threshold) continue;
+      if (bestSlots.length === limit && !before(score, slot, limit - 1)) continue;
+      if (needsEntryFilter && !entryPasses(entries[slot] as SearchEntry, filter)) continue;
+      let at = bestSlots.length;
+      while (at > 0 && before(score, slot, at - 1)) at--;
+      bestSlots.splice(at, 0, slot);
+      bestScores.splice(at, 0, score);
+      bestLevels.splice(at, 0, level);
+      bestMasks.splice(at, 0, mask);
+      if (bestSlots.length > limit) {
+        bestSlots.pop();
+        bestScores.pop();
+        bestLevels.pop();
+        bestMasks.pop();
+      }
+    }
+    return bestSlots.map((slot, index) => {
+      const mask = bestMasks[index] as number;
+      return {
+        entry: entries[slot] as SearchEntry,
+        score: bestScores[index] as number,
         matchSources: LEXICAL_FIELDS.filter((field) => (mask & FIELD_BIT[field]) !== 0),
       };
     });
@@ -711,7 +828,8 @@ export class SearchIndex {
   /** Adds one entry with its fields' text; returns its slot. */
   #addEntry(entry: SearchEntry, fields: Partial<Record<LexicalField, string>>): number {
     if (this.#entries.length >= MAX_SLOTS) this.#compact();
-    if (this.#entries.length >= MAX_SLOTS) throw new Error(`the search index holds at most ${MAX_SLOTS} entries`);
+    if (this.#entries.length >= MAX_SLOTS)
+      throw new Error(`the search index holds at most ${MAX_SLOTS} entries`);
     const slot = this.#entries.length;
     this.#ensureCapacity(slot + 1);
     this.#entries.push(entry);
@@ -772,7 +890,8 @@ export class SearchIndex {
       metadataJson: metadataJson.length <= MAX_INLINE_METADATA_CHARS ? metadataJson : null,
       updatedUs: row.updatedUs,
     };
-    if (row.clusterId !== null && row.clusterName !== null) this.#clusterNames.set(row.clusterId, row.clusterName);
+    if (row.clusterId !== null && row.clusterName !== null)
+      this.#clusterNames.set(row.clusterId, row.clusterName);
     const slots: number[] = [];
     if (row.kind === 'document') {
       // Chunks share their document's created_at: ids decide, and slots run opposite to result order.
@@ -1085,7 +1204,9 @@ export class SearchIndex {
         from document_chunk where asset_id in (${sql.join(ids)})`.execute(this.#catalog);
       const page = result.rows[0]?.page;
       if (page === null || page === undefined) continue;
-      for (const [id, assetId, chunkIndex, text, parentHeading, pageNumber] of JSON.parse(page) as ChunkTuple[]) {
+      for (const [id, assetId, chunkIndex, text, parentHeading, pageNumber] of JSON.parse(
+        page,
+      ) as ChunkTuple[]) {
         const chunk: ChunkRow = { id, assetId, chunkIndex, text, parentHeading, pageNumber };
         const list = byDocument.get(assetId);
         if (list === undefined) byDocument.set(assetId, [chunk]);
@@ -1094,6 +1215,19 @@ export class SearchIndex {
     }
     return byDocument;
   }
+}
+
+/** Position of `slot`'s posting in a list ascending by slot, or −1. */
+function findSlot(list: readonly number[], slot: number): number {
+  let low = 0;
+  let high = list.length;
+  const target = slot << FIELD_BITS;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((list[middle] as number) < target) low = middle + 1;
+    else high = middle;
+  }
+  return low < list.length && (list[low] as number) >>> FIELD_BITS === slot ? low : -1;
 }
 
 function compareTokens(strings: readonly string[], a: number, b: number): number {

@@ -296,7 +296,11 @@ async function shapeResponse(
     .map((hit) => hit.entry.asset.id);
   const metadataOf = new Map<string, Record<string, unknown>>();
   if (unheld.length > 0) {
-    const rows = await catalog.selectFrom('asset').select(['id', 'metadata']).where('id', 'in', unheld).execute();
+    const rows = await catalog
+      .selectFrom('asset')
+      .select(['id', 'metadata'])
+      .where('id', 'in', unheld)
+      .execute();
     for (const row of rows) metadataOf.set(row.id, row.metadata);
   }
   const results = hits.map((hit) => toResultItem(hit, metadataOf.get(hit.entry.asset.id)));

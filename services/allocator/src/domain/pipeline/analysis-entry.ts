@@ -10,5 +10,8 @@ serveThreadTasks<AnalysisTask, AnalysisResult>(runAnalysisTask, (result) =>
         result.image.small.data,
         result.builtinEmbedding,
       )
-    : transferableBuffers(...(result.embeddings ?? []), ...result.document.images.map((image) => image.bytes)),
+    : transferableBuffers(
+        ...(result.embeddings ?? []),
+        ...result.document.images.map((image) => image.bytes),
+      ),
 );
