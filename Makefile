@@ -141,3 +141,58 @@ allocator-backup: ## allocator: write backup.sql (pg_dump) and storage-backup.ta
 	  && mv backup.sql.partial backup.sql \
 	  && $(ALLOCATOR_COMPOSE) -f $(ALLOCATOR_COMPOSE_DEV) exec -T app tar -czf - -C /app storage > storage-backup.tar.gz.partial \
 	  && mv storage-backup.tar.gz.partial storage-backup.tar.gz
+
+# --- The whole platform: deploy/docker-compose.yml (dev), deploy/docker-compose.prod.yml (prod) ------------
+# The five services with PostgreSQL, Redis, the nginx proxy (host ports 8888 and 8881-8884), Prometheus (9090)
+# and Grafana (3000) in one stack; runbook in deploy/README.md. The two stacks are separate compose projects
+# (quintet-dev, quintet) with volumes of their own. Compose targets use `docker compose` (v2 plugin) or else
+# `docker-compose` (v1), and skip with a message when neither is installed (require_any_compose above).
+
+PLATFORM_COMPOSE_DEV := deploy/docker-compose.yml
+PLATFORM_COMPOSE_PROD := deploy/docker-compose.prod.yml
+PLATFORM_PROJECT_DEV := quintet-dev
+PLATFORM_PROJECT_PROD := quintet
+# Where the production secret files live; override with `make ... PLATFORM_SECRETS_DIR=/etc/quintet/secrets`.
+PLATFORM_SECRETS_DIR ?= deploy/secrets
+# Evaluated only by the recipes that use it.
+PLATFORM_COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+PLATFORM_DEV = $(PLATFORM_COMPOSE) -p $(PLATFORM_PROJECT_DEV) -f $(PLATFORM_COMPOSE_DEV)
+# Compose resolves a relative secrets directory against deploy/, so it gets the absolute path.
+PLATFORM_PROD = PLATFORM_SECRETS_DIR=$(abspath $(PLATFORM_SECRETS_DIR)) $(PLATFORM_COMPOSE) -p $(PLATFORM_PROJECT_PROD) -f $(PLATFORM_COMPOSE_PROD)
+# 32 random bytes as 64 hex characters.
+platform_random = od -An -N32 -tx1 /dev/urandom | tr -d ' \n'
+
+.PHONY: platform-up platform-up-prod platform-down platform-down-prod platform-logs platform-logs-prod platform-config platform-secrets
+
+platform-up: ## platform: build and start every service, dev mode (proxy 8888/8881-8884, Prometheus, Grafana)
+	@$(require_any_compose) $(PLATFORM_DEV) up -d --build
+
+platform-up-prod: ## platform: build and start the production stack (after `make platform-secrets`)
+	@$(require_any_compose) $(PLATFORM_PROD) up -d --build
+
+platform-down: ## platform: stop the development stack (volumes are kept)
+	@$(require_any_compose) $(PLATFORM_DEV) down
+
+platform-down-prod: ## platform: stop the production stack (volumes are kept)
+	@$(require_any_compose) $(PLATFORM_PROD) down
+
+platform-logs: ## platform: follow the logs of every container of the development stack
+	@$(require_any_compose) $(PLATFORM_DEV) logs -f
+
+platform-logs-prod: ## platform: follow the logs of every container of the production stack
+	@$(require_any_compose) $(PLATFORM_PROD) logs -f
+
+platform-config: ## platform: validate and print both compose files as compose resolves them
+	@$(require_any_compose) $(PLATFORM_DEV) config && $(PLATFORM_PROD) config
+
+platform-secrets: ## platform: create the production secret files in deploy/secrets (never overwrites one)
+	@set -e; dir='$(PLATFORM_SECRETS_DIR)'; \
+	  umask 077; mkdir -p "$$dir"; chmod 700 "$$dir"; umask 022; \
+	  put() { if [ -e "$$dir/$$1" ]; then echo "kept    $$dir/$$1"; else printf '%s' "$$2" > "$$dir/$$1"; echo "created $$dir/$$1"; fi; }; \
+	  for name in postgres_password owsc_db_password allocator_db_password rag_db_password rag_jwt_secret \
+	    owsc_api_token allocator_api_key grafana_admin_password; do put "$$name" "$$($(platform_random))"; done; \
+	  put docops_web_basic_auth "docops:$$($(platform_random))"; \
+	  put owsc_database_url "postgresql://owsc:$$(cat "$$dir/owsc_db_password")@postgres:5432/owsc"; \
+	  put rag_database_url "postgresql://rag:$$(cat "$$dir/rag_db_password")@postgres:5432/rag"; \
+	  put gemini_api_key ""; \
+	  echo "Put the Gemini API key in $$dir/gemini_api_key (empty: offline labels; see deploy/README.md)."

@@ -1,6 +1,10 @@
 // Helpers shared by the benchmarks under bench/<service>/.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -111,4 +115,112 @@ export async function runTargets(targets, { quick }) {
   }
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(results, null, 2)}\n`);
   return results;
+}
+
+// Child processes and temporary folders must not outlive a benchmark, even one stopped with Ctrl-C.
+const liveChildren = new Set();
+const liveDirs = new Set();
+let cleanupInstalled = false;
+
+function cleanUpOnExit() {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.on('exit', () => {
+    for (const child of liveChildren) {
+      try {
+        child.kill('SIGKILL');
+      } catch {}
+    }
+    for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+  });
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+}
+
+/** Kills `child` if the benchmark exits while it still runs (until `forgetChild`); returns it. */
+export function killOnExit(child) {
+  cleanUpOnExit();
+  liveChildren.add(child);
+  return child;
+}
+
+export function forgetChild(child) {
+  liveChildren.delete(child);
+}
+
+/** A temporary folder `<tmp>/<prefix>-XXXXXX`, removed when the benchmark exits (or earlier with `removeTempDir`). */
+export function makeTempDir(prefix) {
+  cleanUpOnExit();
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  liveDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  liveDirs.delete(dir);
+}
+
+/**
+ * Starts `node <bin> serve --host 127.0.0.1 --port <free port>` with `env` over this process's environment, its
+ * stdout and stderr in `<logDir>/server-<time>.log`, and resolves once `isReady({ base, readLog })` is true
+ * (asked every `pollMs`; a throw counts as not yet). Fails when the server exits first or is not ready within
+ * `timeoutMs`. `stop()` sends SIGTERM, then SIGKILL after `stopTimeoutMs`, and resolves to the exit code.
+ */
+export async function startService({
+  bin,
+  logDir,
+  env = {},
+  isReady,
+  pollMs = 25,
+  timeoutMs = 60_000,
+  stopTimeoutMs = 20_000,
+}) {
+  const port = await freePort();
+  const logPath = join(logDir, `server-${Date.now()}.log`);
+  const readLog = () => readFileSync(logPath, 'utf8');
+  const logFd = openSync(logPath, 'a');
+  const started = performance.now();
+  const child = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', String(port)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  killOnExit(child);
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!running()) {
+      throw new Error(`server exited ${child.exitCode ?? child.signalCode}: ${readLog().slice(-2000)}`);
+    }
+    const ready = await Promise.resolve()
+      .then(() => isReady({ base, readLog }))
+      .catch(() => false);
+    if (ready) break;
+    if (Date.now() > deadline) throw new Error(`server not ready: ${readLog().slice(-2000)}`);
+    await sleep(pollMs);
+  }
+  return {
+    child,
+    pid: child.pid,
+    base,
+    logPath,
+    startMs: performance.now() - started,
+    async stop() {
+      if (running()) {
+        child.kill('SIGTERM');
+        // an unref'd timer: a server that exits at once does not keep the benchmark waiting
+        await Promise.race([
+          once(child, 'exit'),
+          new Promise((resolve) => setTimeout(resolve, stopTimeoutMs).unref()),
+        ]);
+        if (running()) {
+          child.kill('SIGKILL');
+          await once(child, 'exit');
+        }
+      }
+      forgetChild(child);
+      return child.exitCode;
+    },
+  };
 }

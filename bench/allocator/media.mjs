@@ -13,11 +13,21 @@ export function hsvToRgb(h, s, v) {
   const x = c * (1 - Math.abs((hue % 2) - 1));
   const m = v - c;
   const [r, g, b] =
-    hue < 1 ? [c, x, 0] : hue < 2 ? [x, c, 0] : hue < 3 ? [0, c, x] : hue < 4 ? [0, x, c] : hue < 5 ? [x, 0, c] : [c, 0, x];
+    hue < 1
+      ? [c, x, 0]
+      : hue < 2
+        ? [x, c, 0]
+        : hue < 3
+          ? [0, c, x]
+          : hue < 4
+            ? [0, x, c]
+            : hue < 5
+              ? [x, 0, c]
+              : [c, 0, x];
   return [Math.round((r + m) * 255), Math.round((g + m) * 255), Math.round((b + m) * 255)];
 }
 
-const clamp = (value) => (value < 0 ? 0 : value > 255 ? 255 : value);
+const clamp = (value) => Math.min(255, Math.max(0, value));
 
 function encodeJpeg(pixels, width, height, quality) {
   return sharp(pixels, { raw: { width, height, channels: 3 } })
@@ -49,7 +59,8 @@ export async function jpegNearSize(targetBytes, width = 640, height = 480, seed 
   while (low <= high) {
     const quality = (low + high) >> 1;
     const jpeg = await encodeJpeg(pixels, width, height, quality);
-    if (best === null || Math.abs(jpeg.length - targetBytes) < Math.abs(best.length - targetBytes)) best = jpeg;
+    if (best === null || Math.abs(jpeg.length - targetBytes) < Math.abs(best.length - targetBytes))
+      best = jpeg;
     if (jpeg.length < targetBytes) low = quality + 1;
     else high = quality - 1;
   }
@@ -77,7 +88,7 @@ export async function photoLikeJpeg(seed, width = 640, height = 480) {
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
       let t = ((x - width / 2) * ux + (y - height / 2) * uy) / span + 0.5;
-      t = t < 0 ? 0 : t > 1 ? 1 : t;
+      t = Math.min(1, Math.max(0, t));
       let r = from[0] + (to[0] - from[0]) * t;
       let g = from[1] + (to[1] - from[1]) * t;
       let b = from[2] + (to[2] - from[2]) * t;
@@ -87,7 +98,7 @@ export async function photoLikeJpeg(seed, width = 640, height = 480) {
         if (shape.ellipse ? dx * dx + dy * dy <= 1 : Math.abs(dx) <= 1 && Math.abs(dy) <= 1)
           [r, g, b] = shape.colour;
       }
-      const noise = (random() - 0.5) * 16;
+      const noise = (random() - 0.5) * 32;
       const at = (y * width + x) * 3;
       pixels[at] = clamp(r + noise);
       pixels[at + 1] = clamp(g + noise);
@@ -116,7 +127,11 @@ export const FAMILIES = [
 export async function familyMember(family, index, width = 400, height = 300) {
   const random = seededRandom(1000 * (FAMILIES.indexOf(family) + 1) + index);
   const hue = family.hue + (random() - 0.5) * 16;
-  const main = hsvToRgb(hue, Math.min(1, family.s + (random() - 0.5) * 0.1), Math.min(1, family.v + (random() - 0.5) * 0.1));
+  const main = hsvToRgb(
+    hue,
+    Math.min(1, family.s + (random() - 0.5) * 0.1),
+    Math.min(1, family.v + (random() - 0.5) * 0.1),
+  );
   const dark = hsvToRgb(hue, family.s, 0.2 + random() * 0.1);
   const other = family.other ?? main;
   const angle = random() * Math.PI * 2;
@@ -133,7 +148,7 @@ export async function familyMember(family, index, width = 400, height = 300) {
       let colour = main;
       if (family.pattern === 'gradient') {
         let t = ((x - width / 2) * ux + (y - height / 2) * uy) / span + 0.5;
-        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        t = Math.min(1, Math.max(0, t));
         colour = [0, 1, 2].map((c) => main[c] + (dark[c] - main[c]) * t);
       } else if (family.pattern === 'checker') {
         const odd = (Math.floor((x + offsetX) / cell) + Math.floor((y + offsetY) / cell)) % 2 === 1;

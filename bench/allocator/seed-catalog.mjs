@@ -21,7 +21,18 @@ const { tokenize } = await import(join(dist, 'tokens.js'));
 const SEED_VERSION = 1;
 const DIM = 512;
 const BATCH = 2000;
-const USER_TAGS = ['family', 'work', 'archive', 'favorite', 'shared', 'edited', 'raw', 'print', 'draft', 'public'];
+const USER_TAGS = [
+  'family',
+  'work',
+  'archive',
+  'favorite',
+  'shared',
+  'edited',
+  'raw',
+  'print',
+  'draft',
+  'public',
+];
 const OWNERS = Array.from({ length: 20 }, (_, i) => `user${String(i + 1).padStart(2, '0')}`);
 
 const [dataDir, assetsArg = '100000', clustersArg = '200'] = process.argv.slice(2);
@@ -133,11 +144,13 @@ function assetRow(index, previous) {
     perceptual_hash: exact ? previous.perceptual_hash : phash,
     duplicate_of: exact ? previous.id : null,
     duplicate_type: exact ? 'exact' : null,
-    thumbnail_uri: exact
-      ? previous.thumbnail_uri
-      : `fs://media/derived/${clusterId}/${id}/thumb.jpg`,
+    thumbnail_uri: exact ? previous.thumbnail_uri : `fs://media/derived/${clusterId}/${id}/thumb.jpg`,
     metadata,
-    search_tokens: [...new Set(tokenize(`${filename.replace(/\.[^.]*$/, '')} ${tags.join(' ')} ${category} ${scene} ${description}`))],
+    search_tokens: [
+      ...new Set(
+        tokenize(`${filename.replace(/\.[^.]*$/, '')} ${tags.join(' ')} ${category} ${scene} ${description}`),
+      ),
+    ],
     created_at: new Date(Date.UTC(2026, 0, 1) + Math.floor(random() * 330 * 86_400_000)).toISOString(),
   };
 }

@@ -1,11 +1,7 @@
 // Running the real `file-allocator serve` for a benchmark, and the few HTTP calls the benchmarks share.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, sleep } from '../lib.mjs';
+import { makeTempDir as makeBenchTempDir, removeTempDir, sleep, startService } from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(root, 'services/allocator/bin/file-allocator.js');
@@ -17,81 +13,26 @@ export const BENCH_ENV = {
   OCR_ENABLED: 'false',
 };
 
-const liveChildren = new Set();
-const liveDirs = new Set();
-process.on('exit', () => {
-  for (const child of liveChildren) {
-    try {
-      child.kill('SIGKILL');
-    } catch {}
-  }
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
-
 /** A temporary directory removed when the benchmark process exits (or earlier with `removeTempDir`). */
 export function makeTempDir(label) {
-  const dir = mkdtempSync(join(tmpdir(), `allocator-bench-${label}-`));
-  liveDirs.add(dir);
-  return dir;
+  return makeBenchTempDir(`allocator-bench-${label}`);
 }
 
-export function removeTempDir(dir) {
-  rmSync(dir, { recursive: true, force: true });
-  liveDirs.delete(dir);
-}
+export { removeTempDir };
 
 /**
  * Starts `file-allocator serve --host 127.0.0.1 --port <free>` with DATA_DIR/STORAGE_PATH under `dir`; resolves
  * when it logs "File Allocator started" (its stdout and stderr go to `dir/server-<n>.log`).
  */
-export async function startAllocator(dir, extraEnv = {}) {
-  const port = await freePort();
-  const logPath = join(dir, `server-${Date.now()}.log`);
-  const logFd = openSync(logPath, 'a');
-  const started = performance.now();
-  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port)], {
-    env: {
-      ...process.env,
-      DATA_DIR: join(dir, 'data'),
-      STORAGE_PATH: join(dir, 'storage'),
-      ...BENCH_ENV,
-      ...extraEnv,
-    },
-    stdio: ['ignore', logFd, logFd],
+export function startAllocator(dir, extraEnv = {}) {
+  return startService({
+    bin: BIN,
+    logDir: dir,
+    env: { DATA_DIR: join(dir, 'data'), STORAGE_PATH: join(dir, 'storage'), ...BENCH_ENV, ...extraEnv },
+    isReady: ({ readLog }) => readLog().includes('"message":"File Allocator started"'),
+    timeoutMs: 180_000,
+    stopTimeoutMs: 60_000,
   });
-  closeSync(logFd);
-  liveChildren.add(child);
-  const deadline = Date.now() + 180_000;
-  let base = null;
-  while (base === null) {
-    if (child.exitCode !== null)
-      throw new Error(`server exited ${child.exitCode}: ${readFileSync(logPath, 'utf8').slice(-2000)}`);
-    const log = readFileSync(logPath, 'utf8');
-    const line = log.split('\n').find((text) => text.includes('"message":"File Allocator started"'));
-    if (line) base = JSON.parse(line).url;
-    else if (Date.now() > deadline) throw new Error(`server not started: ${log.slice(-2000)}`);
-    else await sleep(25);
-  }
-  return {
-    child,
-    pid: child.pid,
-    base,
-    logPath,
-    startMs: performance.now() - started,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([once(child, 'exit'), sleep(60_000)]);
-        if (child.exitCode === null) {
-          child.kill('SIGKILL');
-          await once(child, 'exit');
-        }
-      }
-      liveChildren.delete(child);
-      return child.exitCode;
-    },
-  };
 }
 
 export async function getJson(base, path) {
@@ -150,7 +91,9 @@ export async function waitForJobs(base, jobIds, timeoutMs) {
       if (statuses.every((status) => TERMINAL.has(status.status))) return statuses;
     }
     if (Date.now() > deadline)
-      throw new Error(`jobs not finished within ${timeoutMs / 1000} s (queue ${JSON.stringify(health.queue)})`);
+      throw new Error(
+        `jobs not finished within ${timeoutMs / 1000} s (queue ${JSON.stringify(health.queue)})`,
+      );
     await sleep(1000);
   }
 }

@@ -24,7 +24,19 @@ golden silver wooden stone glass metal paper plastic cotton leather marble brick
   .split(/\s+/);
 
 /** Colour names of the offline labeller (spec §3.6.7), used as label tags and categories. */
-export const COLOURS = ['red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'purple', 'pink', 'black', 'white', 'gray'];
+export const COLOURS = [
+  'red',
+  'orange',
+  'yellow',
+  'green',
+  'cyan',
+  'blue',
+  'purple',
+  'pink',
+  'black',
+  'white',
+  'gray',
+];
 
 /** The ten zero-shot categories of the fallback labeller. */
 export const CATEGORIES = [
@@ -40,7 +52,16 @@ export const CATEGORIES = [
   'indoor scene',
 ];
 
-export const SCENE_TYPES = ['outdoor', 'indoor', 'urban', 'nature', 'studio', 'night', 'underwater', 'aerial'];
+export const SCENE_TYPES = [
+  'outdoor',
+  'indoor',
+  'urban',
+  'nature',
+  'studio',
+  'night',
+  'underwater',
+  'aerial',
+];
 
 /** mulberry32: a small deterministic generator; returns floats in [0, 1). */
 export function seededRandom(seed) {

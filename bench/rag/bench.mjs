@@ -7,38 +7,29 @@
 //   BENCH_OUT=path  also write all results as one JSON document
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
-import { freePort, latencySummary, procStatusKb, round, rssSampler, runTargets, sleep } from '../lib.mjs';
+import {
+  forgetChild,
+  killOnExit,
+  latencySummary,
+  makeTempDir,
+  procStatusKb,
+  round,
+  rssSampler,
+  runTargets,
+  sleep,
+  startService,
+} from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/rag/bin/rag-assistant.js');
 const QUICK = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true';
 const n = (full, quick) => (QUICK ? quick : full);
 const MiB = 1024 * 1024;
-
-const liveChildren = new Set();
-const liveDirs = new Set();
-process.on('exit', () => {
-  for (const child of liveChildren) {
-    try {
-      child.kill('SIGKILL');
-    } catch {}
-  }
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
-
-function makeTempDir(label) {
-  const dir = mkdtempSync(join(tmpdir(), `rag-bench-${label}-`));
-  liveDirs.add(dir);
-  return dir;
-}
 
 const BENCH_ENV = {
   ALLOW_DEV_LOGIN: 'true',
@@ -50,47 +41,15 @@ const BENCH_ENV = {
   LOG_LEVEL: 'warn',
 };
 
-async function startServer(dir, extraEnv = {}) {
-  const port = await freePort();
-  const started = performance.now();
-  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port)], {
-    env: {
-      ...process.env,
-      DATA_DIR: join(dir, 'data'),
-      TMP_DIR: join(dir, 'tmp'),
-      ...BENCH_ENV,
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
+/** `rag-assistant serve` on a free port with DATA_DIR/TMP_DIR under `dir`, once GET /ready answers 200. */
+function startServer(dir, extraEnv = {}) {
+  return startService({
+    bin: BIN,
+    logDir: dir,
+    env: { DATA_DIR: join(dir, 'data'), TMP_DIR: join(dir, 'tmp'), ...BENCH_ENV, ...extraEnv },
+    isReady: async ({ base }) => (await fetch(`${base}/ready`)).status === 200,
+    pollMs: 10,
   });
-  liveChildren.add(child);
-  let stderr = '';
-  child.stderr.on('data', (data) => {
-    stderr = (stderr + data).slice(-4000);
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr}`);
-    try {
-      if ((await fetch(`${base}/ready`)).status === 200) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`server not ready: ${stderr}`);
-    await sleep(10);
-  }
-  return {
-    child,
-    base,
-    readyMs: performance.now() - started,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([once(child, 'exit'), sleep(20_000)]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-      liveChildren.delete(child);
-    },
-  };
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'x-requested-with': 'XMLHttpRequest' };
@@ -257,7 +216,7 @@ async function seedChunks(base, token, chunks) {
 const targets = {};
 
 targets.R1 = async () => {
-  const dir = makeTempDir('r1');
+  const dir = makeTempDir('rag-bench-r1');
   const server = await startServer(dir);
   try {
     const token = await devLogin(server.base);
@@ -306,7 +265,7 @@ let sharedCorpus = null;
 /** One server with ~50,000 chunks (R2, R3, R6 reuse it). */
 async function corpusServer() {
   if (sharedCorpus) return sharedCorpus;
-  const dir = makeTempDir('corpus');
+  const dir = makeTempDir('rag-bench-corpus');
   const server = await startServer(dir);
   const token = await devLogin(server.base);
   const seeded = await seedChunks(server.base, token, n(50_000, 3_000));
@@ -348,7 +307,7 @@ targets.R2 = async () => {
 };
 
 targets.R3 = async () => {
-  const dir = makeTempDir('r3');
+  const dir = makeTempDir('rag-bench-r3');
   const server = await startServer(dir);
   try {
     const token = await devLogin(server.base);
@@ -411,13 +370,13 @@ async function fakeLlm(tokensPerSecond, seconds) {
   const child = spawn(process.execPath, ['-e', source, String(tokensPerSecond), String(seconds)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  liveChildren.add(child);
+  killOnExit(child);
   const [data] = await once(child.stdout, 'data');
   return {
     url: `http://127.0.0.1:${Number(String(data).trim())}/v1`,
     close: async () => {
       child.kill('SIGTERM');
-      liveChildren.delete(child);
+      forgetChild(child);
     },
   };
 }
@@ -425,7 +384,7 @@ async function fakeLlm(tokensPerSecond, seconds) {
 targets.R4 = async () => {
   const seconds = n(30, 5);
   const fake = await fakeLlm(20, seconds);
-  const dir = makeTempDir('r4');
+  const dir = makeTempDir('rag-bench-r4');
   const server = await startServer(dir, {
     ENABLE_LOCAL_OPENAI_BACKEND: 'true',
     LOCAL_LLM_BASE_URL: fake.url,
@@ -503,7 +462,7 @@ targets.R4 = async () => {
 };
 
 targets.R5 = async () => {
-  const dir = makeTempDir('r5');
+  const dir = makeTempDir('rag-bench-r5');
   const server = await startServer(dir);
   try {
     const token = await devLogin(server.base);
@@ -540,8 +499,8 @@ targets.R5 = async () => {
 targets.R6 = async () => {
   const empty = [];
   for (let i = 0; i < n(3, 1); i++) {
-    const server = await startServer(makeTempDir('r6'));
-    empty.push(server.readyMs);
+    const server = await startServer(makeTempDir('rag-bench-r6'));
+    empty.push(server.startMs);
     await server.stop();
   }
   const corpus = await corpusServer();
@@ -554,7 +513,7 @@ targets.R6 = async () => {
     empty_ready_ms: latencySummary(empty),
     with_chunks: {
       chunks: corpus.indexed,
-      ready_ms: round(restarted.readyMs, 0),
+      ready_ms: round(restarted.startMs, 0),
       idle_rss_mb: round((procStatusKb(restarted.child.pid, 'VmRSS') ?? 0) / 1024, 1),
     },
   };

@@ -92,7 +92,8 @@ CREATE INDEX asset_updated_idx ON asset (updated_at);
 CREATE INDEX asset_tags_idx ON asset USING gin (tags);
 CREATE INDEX asset_search_tokens_idx ON asset USING gin (search_tokens);
 CREATE INDEX asset_embedding_idx ON asset USING hnsw (embedding vector_cosine_ops);
-CREATE INDEX cluster_centroid_idx ON cluster USING hnsw (centroid vector_cosine_ops);
+-- No HNSW index on cluster.centroid: every processed image rewrites its cluster's centroid, and each rewrite
+-- would leave a dead entry in the graph for later searches to walk; clusters are few, an exact scan is faster.
 
 CREATE TABLE json_staging (
   asset_id uuid PRIMARY KEY REFERENCES asset (id) ON DELETE CASCADE,

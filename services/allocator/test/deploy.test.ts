@@ -15,13 +15,20 @@ import {
   readFileSync,
   rmSync,
   statSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join, posix, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { createMetricsRegistry } from '@quintet/kernel/metrics';
+import {
+  type DockerInstruction,
+  dockerfileStages,
+  execForm,
+  findExecutable,
+  makeRunner,
+  stageEnvironment,
+} from '@quintet/kernel/testing-deploy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { loadConfig, loadEnvironment } from '../src/config.js';
@@ -228,14 +235,6 @@ function yamlFile<T>(path: string): T {
   return parse(read(path)) as T;
 }
 
-function executable(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, name);
-    if (dir !== '' && existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 // --- PromQL ----------------------------------------------------------------------------------------------
 
 const PROMQL_KEYWORDS = new Set([
@@ -352,57 +351,12 @@ function unknownReferences(expr: string, families: Map<string, MetricFamily>): s
 
 // --- Dockerfile ------------------------------------------------------------------------------------------
 
-interface Instruction {
-  op: string;
-  args: string;
-}
-
-/** Dockerfile instructions: comments dropped, continuation lines joined, split into stages at each FROM. */
-function stages(text: string): Instruction[][] {
-  const instructions = text
-    .split('\n')
-    .filter((line) => !/^\s*#/.test(line))
-    .join('\n')
-    .replace(/\\\n/g, ' ')
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '')
-    .map((line) => {
-      const space = line.search(/\s/);
-      return { op: line.slice(0, space).toUpperCase(), args: line.slice(space + 1).trim() };
-    });
-  const result: Instruction[][] = [];
-  for (const instruction of instructions) {
-    if (instruction.op === 'FROM') result.push([]);
-    result.at(-1)?.push(instruction);
-  }
-  return result;
-}
-
-/** The JSON argv of an exec-form instruction (`CMD [...]`, `HEALTHCHECK ... CMD [...]`, `VOLUME [...]`). */
-function execForm(args: string): string[] {
-  const json = /(\[.*\])\s*$/.exec(args)?.[1];
-  if (json === undefined) throw new Error(`not in exec form: ${args}`);
-  return JSON.parse(json) as string[];
-}
-
-/** `KEY=value` pairs of the ENV instructions of a stage. */
-function imageEnvironment(stage: Instruction[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const step of stage.filter((s) => s.op === 'ENV')) {
-    for (const match of step.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) {
-      env[match[1] as string] = (match[2] as string).replace(/^"(.*)"$/, '$1');
-    }
-  }
-  return env;
-}
-
 describe('deploy/allocator/Dockerfile', () => {
-  const all = stages(read(join(DEPLOY, 'Dockerfile')));
+  const all = dockerfileStages(read(join(DEPLOY, 'Dockerfile')));
   const build = all[0] ?? [];
   const runtime = all.at(-1) ?? [];
-  const runtimeEnv = imageEnvironment(runtime);
-  const runs = (stage: Instruction[]) => stage.filter((s) => s.op === 'RUN').map((s) => s.args);
+  const runtimeEnv = stageEnvironment(runtime);
+  const runs = (stage: DockerInstruction[]) => stage.filter((s) => s.op === 'RUN').map((s) => s.args);
 
   it('is multi-stage on node:24-bookworm-slim', () => {
     expect(all).toHaveLength(2);
@@ -1140,7 +1094,7 @@ const ALLOCATOR_TARGETS: Record<string, string> = {
   'allocator-backup':
     '-f deploy/allocator/docker-compose.yml exec -T postgres pg_dump -U postgres file_allocator',
 };
-const MAKE = executable('make');
+const MAKE = findExecutable('make');
 if (MAKE === undefined)
   console.warn('allocator deploy: running the make targets skipped: make is not installed');
 
@@ -1169,11 +1123,8 @@ describe('Makefile (allocator targets)', () => {
   });
 
   describe.skipIf(MAKE === undefined)('with make', () => {
-    const bare = mkdtempSync(join(tmpdir(), 'allocator-make-'));
-    symlinkSync(MAKE ?? '', join(bare, 'make'));
-    afterAll(() => rmSync(bare, { recursive: true, force: true }));
-    const make = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
-      spawnSync(MAKE ?? 'make', ['--no-print-directory', ...args], { cwd: REPO, env, encoding: 'utf8' });
+    const { run: make, barePath: bare, remove } = makeRunner(MAKE ?? 'make', REPO);
+    afterAll(remove);
 
     it('runs the compose commands with `docker compose` or `docker-compose`', () => {
       for (const [target, command] of Object.entries(ALLOCATOR_TARGETS)) {
@@ -1214,7 +1165,7 @@ describe('Makefile (allocator targets)', () => {
 // --- Optional: the compose CLI and promtool -------------------------------------------------------------
 
 const COMPOSE_V2 = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
-const COMPOSE_V1 = executable('docker-compose');
+const COMPOSE_V1 = findExecutable('docker-compose');
 const COMPOSE: string[] | undefined = COMPOSE_V2
   ? ['docker', 'compose']
   : COMPOSE_V1
@@ -1225,7 +1176,7 @@ if (COMPOSE === undefined) {
     'allocator deploy: `docker compose config` skipped: neither docker compose nor docker-compose is installed',
   );
 }
-const PROMTOOL = executable('promtool');
+const PROMTOOL = findExecutable('promtool');
 if (PROMTOOL === undefined)
   console.warn('allocator deploy: promtool checks skipped: promtool is not installed');
 

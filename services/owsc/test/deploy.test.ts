@@ -2,9 +2,16 @@
 // Dockerfiles, the quick-start manifests in deploy/k8s, the Helm chart, the root Makefile and the operations
 // guide. `helm lint`/`helm template` and `kubeconform` run too when those tools are installed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, globSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, join, posix, resolve } from 'node:path';
+import { existsSync, globSync, readdirSync, readFileSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
+import {
+  dockerfileStages,
+  envAssignments,
+  execForm,
+  findExecutable,
+  makeRunner,
+  stageEnvironment,
+} from '@quintet/kernel/testing-deploy';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
@@ -159,57 +166,6 @@ function hasPath(root: unknown, path: string): boolean {
 
 // --- Dockerfiles ---------------------------------------------------------------------------------------
 
-interface Instruction {
-  op: string;
-  args: string;
-}
-
-/** Dockerfile instructions: comments dropped, continuation lines joined, split into stages at each FROM. */
-function stages(text: string): Instruction[][] {
-  const joined = text
-    .split('\n')
-    .filter((line) => !/^\s*#/.test(line))
-    .join('\n')
-    .replace(/\\\n/g, ' ');
-  const instructions = joined
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '')
-    .map((line) => {
-      const space = line.search(/\s/);
-      return { op: line.slice(0, space).toUpperCase(), args: line.slice(space + 1).trim() };
-    });
-  const result: Instruction[][] = [];
-  for (const instruction of instructions) {
-    if (instruction.op === 'FROM') result.push([]);
-    result.at(-1)?.push(instruction);
-  }
-  return result;
-}
-
-/** `KEY=value KEY2="value 2"` of an ENV instruction. */
-function envPairs(args: string): Record<string, string> {
-  const pairs: Record<string, string> = {};
-  for (const match of args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) {
-    pairs[match[1] as string] = (match[2] as string).replace(/^"(.*)"$/, '$1');
-  }
-  return pairs;
-}
-
-/** The ENV of a stage, later instructions winning. */
-function imageEnvironment(stage: Instruction[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const step of stage) if (step.op === 'ENV') Object.assign(env, envPairs(step.args));
-  return env;
-}
-
-/** The JSON argv of an exec-form instruction (`CMD [...]`, `HEALTHCHECK ... CMD [...]`). */
-function execForm(args: string): string[] {
-  const json = /(\[.*\])\s*$/.exec(args)?.[1];
-  expect(json, args).toBeDefined();
-  return JSON.parse(json ?? '[]') as string[];
-}
-
 function insideVolume(path: string): boolean {
   return VOLUMES.some((volume) => posix.resolve('/app', path).startsWith(`${volume}/`) || path === volume);
 }
@@ -232,11 +188,11 @@ const DOCKERFILES = [
 
 describe.each(DOCKERFILES)('$file', ({ file, runtime, healthcheck, cmd }) => {
   const text = read(join(REPO, file));
-  const all = stages(text);
+  const all = dockerfileStages(text);
   const steps = all.flat();
   const runtimeStage = all.at(-1) ?? [];
   const stageNames = all.map((stage) => /\sAS\s+(\S+)/i.exec(stage[0]?.args ?? '')?.[1]).filter(Boolean);
-  const runtimeEnv = imageEnvironment(runtimeStage);
+  const runtimeEnv = stageEnvironment(runtimeStage);
 
   it('builds on node:24-bookworm-slim and runs on a pinned runtime image', () => {
     expect(all.length).toBeGreaterThan(1);
@@ -337,7 +293,7 @@ describe.each(DOCKERFILES)('$file', ({ file, runtime, healthcheck, cmd }) => {
   it('keeps secrets out of ENV and ARG', () => {
     for (const step of steps.filter((s) => s.op === 'ENV' || s.op === 'ARG')) {
       const names =
-        step.op === 'ENV' ? Object.keys(envPairs(step.args)) : [step.args.split('=')[0] as string];
+        step.op === 'ENV' ? Object.keys(envAssignments(step.args)) : [step.args.split('=')[0] as string];
       for (const name of names) expect(name, `${step.op} ${name}`).not.toMatch(SECRET_NAME);
     }
   });
@@ -356,7 +312,7 @@ describe.each(DOCKERFILES)('$file', ({ file, runtime, healthcheck, cmd }) => {
 
 describe('deploy/owsc/Dockerfile bin link', () => {
   it('links openworld-chem on PATH to the package bin', () => {
-    const runtimeStage = stages(read(join(REPO, 'deploy/owsc/Dockerfile'))).at(-1) ?? [];
+    const runtimeStage = dockerfileStages(read(join(REPO, 'deploy/owsc/Dockerfile'))).at(-1) ?? [];
     const bin = JSON.parse(read(join(REPO, 'services/owsc/package.json'))).bin['openworld-chem'] as string;
     const link = runtimeStage.find((s) => s.op === 'RUN' && s.args.includes('ln -s'))?.args;
     expect(link).toBe(`ln -s ${posix.join('/app/services/owsc', bin)} /usr/local/bin/openworld-chem`);
@@ -474,7 +430,9 @@ describe('deploy/k8s quick start', () => {
   });
 
   it('is a valid configuration in production mode, with the image environment', () => {
-    const imageEnv = imageEnvironment(stages(read(join(REPO, 'deploy/owsc/Dockerfile'))).at(-1) ?? []);
+    const imageEnv = stageEnvironment(
+      dockerfileStages(read(join(REPO, 'deploy/owsc/Dockerfile'))).at(-1) ?? [],
+    );
     const plain = Object.fromEntries(
       (app.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
     );
@@ -723,15 +681,7 @@ function joinLines(text: string): string {
   return text.replace(/\s*\\\n\s*/g, ' ');
 }
 
-function executable(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, name);
-    if (dir !== '' && existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-const MAKE = executable('make');
+const MAKE = findExecutable('make');
 if (MAKE === undefined) console.warn('deploy: running the make targets skipped: make is not installed');
 
 describe('Makefile', () => {
@@ -744,12 +694,8 @@ describe('Makefile', () => {
 
   describe.skipIf(MAKE === undefined)('with make', () => {
     // A PATH with make and nothing else: docker and helm are "not installed".
-    const bare = mkdtempSync(join(tmpdir(), 'owsc-make-'));
-    symlinkSync(MAKE ?? '', join(bare, 'make'));
-    afterAll(() => rmSync(bare, { recursive: true, force: true }));
-
-    const make = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
-      spawnSync(MAKE ?? 'make', ['--no-print-directory', ...args], { cwd: REPO, env, encoding: 'utf8' });
+    const { run: make, barePath: bare, remove } = makeRunner(MAKE ?? 'make', REPO);
+    afterAll(remove);
 
     it('prints the commands the seed names', () => {
       for (const [target, command] of Object.entries(MAKE_TARGETS)) {
@@ -812,8 +758,8 @@ describe('services/owsc/docs/DEPLOYMENT.md', () => {
 
 // --- Optional: the real tools, when installed ---------------------------------------------------------
 
-const HELM = executable('helm');
-const KUBECONFORM = executable('kubeconform');
+const HELM = findExecutable('helm');
+const KUBECONFORM = findExecutable('kubeconform');
 if (HELM === undefined) console.warn('deploy: helm lint/template skipped: helm is not installed');
 if (KUBECONFORM === undefined) console.warn('deploy: kubeconform skipped: kubeconform is not installed');
 

@@ -7,7 +7,7 @@ import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { isUniqueViolation } from '@quintet/kernel/db';
-import { type Selectable, sql } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { AllocatorConfig } from '../config.js';
 import type { AllocatorRuntime } from '../runtime.js';
 import type { AssetStatus, JobTable, JobType } from './database.js';
@@ -227,6 +227,23 @@ interface PlannedAsset {
   detectedExt: string | null;
 }
 
+/** A JSON document's asset: hashed and sized as its canonical JSON (spec §3.4). */
+function jsonAsset(
+  document: Record<string, unknown>,
+  origin: Pick<PlannedAsset, 'rawId' | 'jsonBatch' | 'originalFilename' | 'detectedExt'>,
+): PlannedAsset {
+  const text = canonicalJson(document);
+  return {
+    id: randomUUID(),
+    kind: 'json',
+    contentType: 'application/json',
+    sha256: sha256Hex(text),
+    sizeBytes: Buffer.byteLength(text),
+    document,
+    ...origin,
+  };
+}
+
 /** Removes the spool directories of the given files (the whole request spool lives under one directory each). */
 export async function discardSpooledFiles(files: readonly SpooledFile[]): Promise<void> {
   await Promise.all(files.map((file) => rm(join(file.tempPath, '..'), { recursive: true, force: true })));
@@ -269,21 +286,15 @@ export async function acceptIngest(
       const originalFilename =
         file.filename === undefined ? null : basename(file.filename.replaceAll('\\', '/'));
       if (file.detected.kind === 'json') {
-        for (const document of file.documents ?? []) {
-          const text = canonicalJson(document);
-          assets.push({
-            id: randomUUID(),
-            kind: 'json',
-            contentType: 'application/json',
-            sha256: sha256Hex(text),
-            sizeBytes: Buffer.byteLength(text),
-            rawId,
-            document,
-            jsonBatch: partId,
-            originalFilename,
-            detectedExt: file.detected.ext,
-          });
-        }
+        for (const document of file.documents ?? [])
+          assets.push(
+            jsonAsset(document, {
+              rawId,
+              jsonBatch: partId,
+              originalFilename,
+              detectedExt: file.detected.ext,
+            }),
+          );
       } else {
         assets.push({
           id: randomUUID(),
@@ -299,21 +310,10 @@ export async function acceptIngest(
         });
       }
     });
-    for (const document of request.payload ?? []) {
-      const text = canonicalJson(document);
-      assets.push({
-        id: randomUUID(),
-        kind: 'json',
-        contentType: 'application/json',
-        sha256: sha256Hex(text),
-        sizeBytes: Buffer.byteLength(text),
-        rawId: null,
-        document,
-        jsonBatch: 'payload',
-        originalFilename: null,
-        detectedExt: null,
-      });
-    }
+    for (const document of request.payload ?? [])
+      assets.push(
+        jsonAsset(document, { rawId: null, jsonBatch: 'payload', originalFilename: null, detectedExt: null }),
+      );
     const jobType = jobTypeOf(request);
     const systemIds = assets.map((asset) => asset.id);
     // Files first: a failed transaction removes them again, and a committed row never points at a missing file.
@@ -538,13 +538,4 @@ export async function jobStatusBody(
     error_message: job.error_message,
     batch_id: job.batch_id,
   };
-}
-
-/** Count of rows in one statement — used by tests and health to check nothing was stored. */
-export async function countJobs(runtime: AllocatorRuntime): Promise<number> {
-  const row = await runtime.catalog
-    .selectFrom('job')
-    .select(sql<number>`count(*)`.as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }

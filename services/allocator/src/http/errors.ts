@@ -41,8 +41,6 @@ export const badRequest = (detail: string, details?: readonly string[]) =>
   apiError(400, 'bad_request', detail, details);
 export const notFound = (detail = 'Not found') => apiError(404, 'not_found', detail);
 export const conflict = (detail: string) => apiError(409, 'conflict', detail);
-export const serviceUnavailable = (detail = 'Service unavailable') =>
-  apiError(503, 'service_unavailable', detail);
 
 /** 422 with one issue per problem. */
 export function validationError(issues: readonly ValidationIssue[]): HttpError {
@@ -74,19 +72,12 @@ const DEFAULT_DETAILS: Partial<Record<ErrorCode, string>> = {
 
 /** Renders any HttpError as the allocator's body; 500s never carry internals. */
 export function renderAllocatorError(error: HttpError, request: FastifyRequest): Record<string, unknown> {
-  const ownCode = error.code === error.code.toLowerCase();
-  const code = (ownCode ? error.code : (KERNEL_CODES[error.code] ?? 'internal_error')) as ErrorCode;
-  const detail =
-    ownCode && error.status < 500
-      ? error.message
-      : ownCode
-        ? error.message
-        : (DEFAULT_DETAILS[code] ?? error.message);
-  const body: Record<string, unknown> = {
-    error: code,
-    detail: error.status === 500 && !ownCode ? 'Internal server error' : detail,
-    request_id: request.id,
-  };
+  // The allocator's own errors use lower-case codes and messages written for clients; kernel and framework
+  // errors get a generic text, since theirs can name internals.
+  const own = error.code === error.code.toLowerCase();
+  const code = (own ? error.code : (KERNEL_CODES[error.code] ?? 'internal_error')) as ErrorCode;
+  const detail = own ? error.message : (DEFAULT_DETAILS[code] ?? 'Internal server error');
+  const body: Record<string, unknown> = { error: code, detail, request_id: request.id };
   const details = error.detail.details;
   if (Array.isArray(details)) body.details = details;
   return body;

@@ -1,6 +1,8 @@
 // Document parsing (spec §3.5 step 2): every supported type becomes a list of (page | null, text) blocks of
 // normalised text. Limits of spec §7 apply here: PDF_MAX_PAGES and the uncompressed budget of zip-based files.
 import { readFile } from 'node:fs/promises';
+import { type PdfDocument, PdfOpenError, pdfPageText, readPdf } from '@quintet/kernel/pdf';
+import { decodeXmlEntities, scanXml, xmlAttribute } from '@quintet/kernel/xml';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { normalizeText } from './analysis.js';
 import {
@@ -11,7 +13,6 @@ import {
   textEncodingOf,
   ZIP_MAIN_PARTS,
 } from './upload-checks.js';
-import { decodeXmlEntities, scanXml, xmlAttribute } from './xml.js';
 import {
   MAX_UNCOMPRESSED_BYTES,
   readZipDirectory,
@@ -86,65 +87,27 @@ export function decodeText(bytes: Uint8Array): string {
 
 // ---------------------------------------------------------------------------------------------------- PDF
 
-interface PdfTextItem {
-  str?: string;
-  hasEOL?: boolean;
-}
-
 async function parsePdf(bytes: Uint8Array, maxPages: number): Promise<ParsedDocument> {
-  const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-  const task = pdfjs.getDocument({
-    data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    disableFontFace: true,
-    useSystemFonts: false,
-    useWorkerFetch: false,
-    stopAtErrors: false,
-    verbosity: 0,
-  });
-  let document: Awaited<typeof task.promise>;
   try {
-    document = await task.promise;
+    return await readPdf(bytes, (document) => pdfBlocks(document, maxPages));
   } catch (error) {
-    await task.destroy().catch(() => undefined);
-    if (error instanceof Error && error.name === 'PasswordException')
-      throw new ParseError(ENCRYPTED_PDF_MESSAGE);
-    throw new ParseError('Invalid or damaged PDF');
-  }
-  try {
-    const pageCount = document.numPages;
-    if (pageCount > maxPages) throw new ParseError(`PDF has ${pageCount} pages; the limit is ${maxPages}`);
-    const blocks: TextBlock[] = [];
-    for (let pageNumber = 1; pageNumber <= pageCount; pageNumber++) {
-      const page = await document.getPage(pageNumber);
-      const content = await page.getTextContent();
-      const text = normalizeText(pdfPageText(content.items as PdfTextItem[]));
-      if (text !== '') blocks.push({ page: pageNumber, text });
-      page.cleanup();
-    }
-    if (blocks.length === 0) throw new ParseError(SCANNED_PDF_MESSAGE);
-    return { blocks, pageCount };
-  } finally {
-    await task.destroy();
+    if (!(error instanceof PdfOpenError)) throw error;
+    throw new ParseError(error.encrypted ? ENCRYPTED_PDF_MESSAGE : 'Invalid or damaged PDF');
   }
 }
 
-/** Items of one line joined by spaces; a line ends where pdf.js reports `hasEOL`. */
-function pdfPageText(items: readonly PdfTextItem[]): string {
-  let text = '';
-  let lineHasText = false;
-  for (const item of items) {
-    if (typeof item.str !== 'string') continue;
-    if (item.str !== '') {
-      if (lineHasText) text += ' ';
-      text += item.str;
-      lineHasText = true;
-    }
-    if (item.hasEOL) {
-      text += '\n';
-      lineHasText = false;
-    }
+async function pdfBlocks(document: PdfDocument, maxPages: number): Promise<ParsedDocument> {
+  const pageCount = document.numPages;
+  if (pageCount > maxPages) throw new ParseError(`PDF has ${pageCount} pages; the limit is ${maxPages}`);
+  const blocks: TextBlock[] = [];
+  for (let pageNumber = 1; pageNumber <= pageCount; pageNumber++) {
+    const page = await document.getPage(pageNumber);
+    const text = normalizeText(await pdfPageText(page));
+    if (text !== '') blocks.push({ page: pageNumber, text });
+    page.cleanup();
   }
-  return text;
+  if (blocks.length === 0) throw new ParseError(SCANNED_PDF_MESSAGE);
+  return { blocks, pageCount };
 }
 
 // ------------------------------------------------------------------------------------------- OOXML / ODF

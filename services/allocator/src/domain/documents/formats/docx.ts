@@ -1,9 +1,11 @@
 // DOCX (spec §3.7): the paragraphs of the main document part; paragraphs in a `Heading N` style (or with an
 // outline level 0–5) are headings. Pictures are the parts under word/media, kept byte for byte.
+
+import { scanXml, xmlAttribute } from '@quintet/kernel/xml';
 import { PermanentProcessingError } from '../../errors.js';
 import type { DocumentBlock, ExtractedDocument, ExtractLimits } from '../extract.js';
 import { coreTitle, mainPartName, mediaImages, relationshipsOf } from './ooxml.js';
-import { folderOf, scanXml, xmlAttribute } from './xml.js';
+import { folderOf } from './part-names.js';
 import { ZipArchive } from './zip.js';
 
 interface StyleInfo {
@@ -68,60 +70,64 @@ function readParagraphs(xml: string): Paragraph[] {
     const paragraph = open.at(-1);
     if (paragraph !== undefined) paragraph.text += text;
   };
-  scanXml(xml, {
-    open(name, attributes) {
-      // self-closing tags are reported as open + close, so every open is balanced
-      if (SKIPPED.has(name)) {
-        skipDepth++;
-        return;
-      }
-      if (skipDepth > 0) return;
-      switch (name) {
-        case 'w:p':
-          open.push({ text: '', styleId: null, outline: null });
-          break;
-        case 'w:pStyle': {
-          const paragraph = open.at(-1);
-          if (paragraph !== undefined) paragraph.styleId = xmlAttribute(attributes, 'w:val') ?? null;
-          break;
+  scanXml(
+    xml,
+    {
+      open(name, attributes) {
+        // self-closing tags are reported as open + close, so every open is balanced
+        if (SKIPPED.has(name)) {
+          skipDepth++;
+          return;
         }
-        case 'w:outlineLvl': {
-          const paragraph = open.at(-1);
-          if (paragraph !== undefined)
-            paragraph.outline = outlineHeadingLevel(xmlAttribute(attributes, 'w:val'));
-          break;
+        if (skipDepth > 0) return;
+        switch (name) {
+          case 'w:p':
+            open.push({ text: '', styleId: null, outline: null });
+            break;
+          case 'w:pStyle': {
+            const paragraph = open.at(-1);
+            if (paragraph !== undefined) paragraph.styleId = xmlAttribute(attributes, 'w:val') ?? null;
+            break;
+          }
+          case 'w:outlineLvl': {
+            const paragraph = open.at(-1);
+            if (paragraph !== undefined)
+              paragraph.outline = outlineHeadingLevel(xmlAttribute(attributes, 'w:val'));
+            break;
+          }
+          case 'w:t':
+            textDepth++;
+            break;
+          case 'w:tab':
+            append('\t');
+            break;
+          case 'w:br':
+          case 'w:cr':
+            append('\n');
+            break;
+          case 'w:noBreakHyphen':
+            append('-');
+            break;
         }
-        case 'w:t':
-          textDepth++;
-          break;
-        case 'w:tab':
-          append('\t');
-          break;
-        case 'w:br':
-        case 'w:cr':
-          append('\n');
-          break;
-        case 'w:noBreakHyphen':
-          append('-');
-          break;
-      }
+      },
+      close(name) {
+        if (SKIPPED.has(name)) {
+          skipDepth = Math.max(0, skipDepth - 1);
+          return;
+        }
+        if (skipDepth > 0) return;
+        if (name === 'w:t') textDepth = Math.max(0, textDepth - 1);
+        else if (name === 'w:p') {
+          const paragraph = open.pop();
+          if (paragraph !== undefined) paragraphs.push(paragraph);
+        }
+      },
+      text(text) {
+        if (skipDepth === 0 && textDepth > 0) append(text);
+      },
     },
-    close(name) {
-      if (SKIPPED.has(name)) {
-        skipDepth = Math.max(0, skipDepth - 1);
-        return;
-      }
-      if (skipDepth > 0) return;
-      if (name === 'w:t') textDepth = Math.max(0, textDepth - 1);
-      else if (name === 'w:p') {
-        const paragraph = open.pop();
-        if (paragraph !== undefined) paragraphs.push(paragraph);
-      }
-    },
-    text(text) {
-      if (skipDepth === 0 && textDepth > 0) append(text);
-    },
-  });
+    { decodeEntities: true },
+  );
   return paragraphs;
 }
 

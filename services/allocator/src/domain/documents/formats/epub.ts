@@ -1,11 +1,13 @@
 // EPUB (spec §3.7): the XHTML documents of the spine in reading order, read like HTML; the package's
 // `dc:title` is the title; manifest items of an image type are the embedded pictures. A book whose reading
 // documents are encrypted (DRM) cannot be read.
+
+import { localName, scanXml, xmlAttribute } from '@quintet/kernel/xml';
 import { PermanentProcessingError } from '../../errors.js';
 import type { DocumentBlock, EmbeddedImage, ExtractedDocument, ExtractLimits } from '../extract.js';
 import { htmlContent } from './html.js';
 import { packageImage } from './images.js';
-import { folderOf, localName, resolvePartName, scanXml, xmlAttribute } from './xml.js';
+import { folderOf, resolvePartName } from './part-names.js';
 import { ZipArchive } from './zip.js';
 
 interface ManifestItem {
@@ -51,36 +53,40 @@ function readPackage(xml: string, folder: string): Package {
   const spineIds: string[] = [];
   let title: string | null = null;
   let titleText: string | null = null;
-  scanXml(xml, {
-    open(name, attributes, selfClosing) {
-      const local = localName(name);
-      if (local === 'item') {
-        const id = xmlAttribute(attributes, 'id');
-        const href = xmlAttribute(attributes, 'href');
-        if (id === undefined || href === undefined) return;
-        const item = {
-          path: resolvePartName(folder, href),
-          mediaType: xmlAttribute(attributes, 'media-type') ?? '',
-        };
-        items.set(id, item);
-        manifest.push(item);
-      } else if (local === 'itemref') {
-        const idref = xmlAttribute(attributes, 'idref');
-        if (idref !== undefined) spineIds.push(idref);
-      } else if (name === 'dc:title' && title === null && !selfClosing) {
-        titleText = '';
-      }
+  scanXml(
+    xml,
+    {
+      open(name, attributes, selfClosing) {
+        const local = localName(name);
+        if (local === 'item') {
+          const id = xmlAttribute(attributes, 'id');
+          const href = xmlAttribute(attributes, 'href');
+          if (id === undefined || href === undefined) return;
+          const item = {
+            path: resolvePartName(folder, href),
+            mediaType: xmlAttribute(attributes, 'media-type') ?? '',
+          };
+          items.set(id, item);
+          manifest.push(item);
+        } else if (local === 'itemref') {
+          const idref = xmlAttribute(attributes, 'idref');
+          if (idref !== undefined) spineIds.push(idref);
+        } else if (name === 'dc:title' && title === null && !selfClosing) {
+          titleText = '';
+        }
+      },
+      close(name) {
+        if (name === 'dc:title' && titleText !== null) {
+          title = titleText.trim() === '' ? null : titleText.trim();
+          titleText = null;
+        }
+      },
+      text(text) {
+        if (titleText !== null) titleText += text;
+      },
     },
-    close(name) {
-      if (name === 'dc:title' && titleText !== null) {
-        title = titleText.trim() === '' ? null : titleText.trim();
-        titleText = null;
-      }
-    },
-    text(text) {
-      if (titleText !== null) titleText += text;
-    },
-  });
+    { decodeEntities: true },
+  );
   const spine: string[] = [];
   for (const id of spineIds) {
     const item = items.get(id);

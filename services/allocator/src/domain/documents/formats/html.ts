@@ -1,9 +1,10 @@
 // HTML and XHTML (spec §3.7; EPUB chapters too): the text of the body, h1–h6 as headings, script/style and
 // similar non-content elements dropped, character references decoded. A small tolerant tokenizer rather than
 // a full HTML parser: unclosed elements, unquoted attributes and stray `<` are all taken in stride.
+
+import { codePointText } from '@quintet/kernel/xml';
 import type { DocumentBlock, ExtractedDocument } from '../extract.js';
 import { decodeText } from './text.js';
-import { codePointText } from './xml.js';
 
 export interface HtmlContent {
   title: string | null;

@@ -1,8 +1,10 @@
 // Package plumbing shared by DOCX and PPTX: relationship parts, the main part, core properties and the media
 // folder.
+
+import { localName, scanXml, xmlAttribute } from '@quintet/kernel/xml';
 import type { EmbeddedImage } from '../extract.js';
 import { packageImage } from './images.js';
-import { folderOf, localName, resolvePartName, scanXml, xmlAttribute } from './xml.js';
+import { folderOf, resolvePartName } from './part-names.js';
 import type { ZipArchive } from './zip.js';
 
 export interface Relationship {
@@ -47,17 +49,21 @@ export function coreTitle(zip: ZipArchive): string | null {
   if (xml === undefined) return null;
   let inTitle = false;
   let title = '';
-  scanXml(xml, {
-    open(name, _attributes, selfClosing) {
-      if (name === 'dc:title' && !selfClosing) inTitle = true;
+  scanXml(
+    xml,
+    {
+      open(name, _attributes, selfClosing) {
+        if (name === 'dc:title' && !selfClosing) inTitle = true;
+      },
+      close(name) {
+        if (name === 'dc:title') inTitle = false;
+      },
+      text(text) {
+        if (inTitle) title += text;
+      },
     },
-    close(name) {
-      if (name === 'dc:title') inTitle = false;
-    },
-    text(text) {
-      if (inTitle) title += text;
-    },
-  });
+    { decodeEntities: true },
+  );
   return title.trim() === '' ? null : title.trim();
 }
 

@@ -1,9 +1,11 @@
 // PPTX (spec §3.7): the text of each slide in presentation order, the slide number as page. Pictures are
 // the parts under ppt/media, each on the first slide that shows it (null when only a layout or master does).
+
+import { scanXml } from '@quintet/kernel/xml';
 import { PermanentProcessingError } from '../../errors.js';
 import type { DocumentBlock, ExtractedDocument, ExtractLimits } from '../extract.js';
 import { coreTitle, mainPartName, mediaImages, relationshipsOf } from './ooxml.js';
-import { folderOf, scanXml } from './xml.js';
+import { folderOf } from './part-names.js';
 import { ZipArchive } from './zip.js';
 
 /** Slide part names in the order of the presentation's slide list (file-number order without one). */
@@ -38,27 +40,31 @@ function slideText(xml: string): string {
   let line: string | null = null;
   let textDepth = 0;
   let skipDepth = 0;
-  scanXml(xml, {
-    open(name) {
-      if (name === 'mc:Fallback') skipDepth++;
-      else if (skipDepth > 0) return;
-      else if (name === 'a:p') line = '';
-      else if (name === 'a:t') textDepth++;
-      else if (name === 'a:br' && line !== null) line += '\n';
+  scanXml(
+    xml,
+    {
+      open(name) {
+        if (name === 'mc:Fallback') skipDepth++;
+        else if (skipDepth > 0) return;
+        else if (name === 'a:p') line = '';
+        else if (name === 'a:t') textDepth++;
+        else if (name === 'a:br' && line !== null) line += '\n';
+      },
+      close(name) {
+        if (name === 'mc:Fallback') skipDepth = Math.max(0, skipDepth - 1);
+        else if (skipDepth > 0) return;
+        else if (name === 'a:t') textDepth = Math.max(0, textDepth - 1);
+        else if (name === 'a:p') {
+          if (line !== null && line.trim() !== '') lines.push(line);
+          line = null;
+        }
+      },
+      text(text) {
+        if (skipDepth === 0 && textDepth > 0 && line !== null) line += text;
+      },
     },
-    close(name) {
-      if (name === 'mc:Fallback') skipDepth = Math.max(0, skipDepth - 1);
-      else if (skipDepth > 0) return;
-      else if (name === 'a:t') textDepth = Math.max(0, textDepth - 1);
-      else if (name === 'a:p') {
-        if (line !== null && line.trim() !== '') lines.push(line);
-        line = null;
-      }
-    },
-    text(text) {
-      if (skipDepth === 0 && textDepth > 0 && line !== null) line += text;
-    },
-  });
+    { decodeEntities: true },
+  );
   return lines.join('\n');
 }
 

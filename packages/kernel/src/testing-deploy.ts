@@ -1,0 +1,90 @@
+// Helpers for the services' deployment tests, which check Dockerfiles and Makefile targets as text, without a
+// container engine: a Dockerfile reader, a lookup of optional tools on PATH, and a `make` runner.
+
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/** One Dockerfile instruction: `op` upper-cased, `args` as written (continuation lines joined). */
+export interface DockerInstruction {
+  op: string;
+  args: string;
+}
+
+/** Dockerfile instructions: comments dropped, continuation lines joined, split into stages at each FROM. */
+export function dockerfileStages(text: string): DockerInstruction[][] {
+  const instructions = text
+    .split('\n')
+    .filter((line) => !/^\s*#/.test(line))
+    .join('\n')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .map((line) => {
+      const space = line.search(/\s/);
+      return space < 0
+        ? { op: line.toUpperCase(), args: '' }
+        : { op: line.slice(0, space).toUpperCase(), args: line.slice(space + 1).trim() };
+    });
+  const stages: DockerInstruction[][] = [];
+  for (const instruction of instructions) {
+    if (instruction.op === 'FROM') stages.push([]);
+    stages.at(-1)?.push(instruction);
+  }
+  return stages;
+}
+
+/** The `KEY=value KEY2="value 2"` pairs of one ENV instruction's arguments. */
+export function envAssignments(args: string): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const match of args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) {
+    pairs[match[1] as string] = (match[2] as string).replace(/^"(.*)"$/, '$1');
+  }
+  return pairs;
+}
+
+/** The environment the ENV instructions of a stage set, later instructions winning. */
+export function stageEnvironment(stage: readonly DockerInstruction[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const step of stage) if (step.op === 'ENV') Object.assign(env, envAssignments(step.args));
+  return env;
+}
+
+/** The JSON array of an exec-form instruction (`CMD [...]`, `HEALTHCHECK ... CMD [...]`, `VOLUME [...]`). */
+export function execForm(args: string): string[] {
+  const json = /(\[.*\])\s*$/.exec(args)?.[1];
+  if (json === undefined) throw new Error(`not in exec form: ${args}`);
+  return JSON.parse(json) as string[];
+}
+
+/** The path of program `name` in the first PATH folder that has it, or undefined when none does. */
+export function findExecutable(name: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    const candidate = join(dir, name);
+    if (dir !== '' && existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+export interface MakeRunner {
+  /** `make --no-print-directory …args` in the runner's folder, with this process's environment unless `env`. */
+  run(args: string[], env?: NodeJS.ProcessEnv): SpawnSyncReturns<string>;
+  /** A PATH whose only program is make, so that docker, compose, helm… are "not installed". */
+  readonly barePath: string;
+  /** Removes the folder behind `barePath`. */
+  remove(): void;
+}
+
+/** Runs the `make` at `makePath` in folder `cwd`; call `remove()` when done. */
+export function makeRunner(makePath: string, cwd: string): MakeRunner {
+  const barePath = mkdtempSync(join(tmpdir(), 'make-only-'));
+  symlinkSync(makePath, join(barePath, 'make'));
+  return {
+    run: (args, env = process.env) =>
+      spawnSync(makePath, ['--no-print-directory', ...args], { cwd, env, encoding: 'utf8' }),
+    barePath,
+    remove: () => rmSync(barePath, { recursive: true, force: true }),
+  };
+}
