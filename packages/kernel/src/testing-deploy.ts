@@ -1,5 +1,6 @@
 // Helpers for the services' deployment tests, which check Dockerfiles and Makefile targets as text, without a
-// container engine: a Dockerfile reader, a lookup of optional tools on PATH, and a `make` runner.
+// container engine: a Dockerfile reader, a lookup of optional tools on PATH, a `make` runner, and a reader of the
+// metric and label names that PromQL expressions (alert rules, dashboards) use.
 
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -87,4 +88,56 @@ export function makeRunner(makePath: string, cwd: string): MakeRunner {
     barePath,
     remove: () => rmSync(barePath, { recursive: true, force: true }),
   };
+}
+
+// --- PromQL ----------------------------------------------------------------------------------------------
+
+const PROMQL_KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+]);
+const LABEL_LIST = /\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g;
+
+/** The metric names an expression selects: functions, keywords, labels, strings, durations and numbers left out. */
+export function promqlMetricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(LABEL_LIST, ' ');
+  const names = new Set<string>();
+  for (const match of stripped.matchAll(/(?<![\w.$:])([a-zA-Z_:][\w:]*)(?![\w:]|\s*\()/g)) {
+    const name = match[1] as string;
+    if (!PROMQL_KEYWORDS.has(name.toLowerCase())) names.add(name);
+  }
+  return [...names];
+}
+
+/** Label names an expression refers to: in matchers and in by/without/on/ignoring lists. */
+export function promqlLabelNames(expr: string): string[] {
+  const names = new Set<string>();
+  for (const block of expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').matchAll(/\{([^}]*)\}/g)) {
+    for (const matcher of (block[1] as string).matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g))
+      names.add(matcher[1] as string);
+  }
+  for (const list of expr.matchAll(LABEL_LIST)) {
+    for (const label of (list[1] as string).split(',')) if (label.trim() !== '') names.add(label.trim());
+  }
+  return [...names];
+}
+
+/** `x_bucket` / `x_sum` / `x_count` → `x` (histogram and summary series); other names unchanged. */
+export function metricFamilyName(name: string): string {
+  return name.replace(/_(bucket|sum|count)$/, '');
 }

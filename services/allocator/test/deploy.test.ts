@@ -27,6 +27,9 @@ import {
   execForm,
   findExecutable,
   makeRunner,
+  metricFamilyName,
+  promqlLabelNames,
+  promqlMetricNames,
   stageEnvironment,
 } from '@quintet/kernel/testing-deploy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -235,57 +238,7 @@ function yamlFile<T>(path: string): T {
   return parse(read(path)) as T;
 }
 
-// --- PromQL ----------------------------------------------------------------------------------------------
-
-const PROMQL_KEYWORDS = new Set([
-  'by',
-  'without',
-  'on',
-  'ignoring',
-  'group_left',
-  'group_right',
-  'bool',
-  'and',
-  'or',
-  'unless',
-  'offset',
-  'inf',
-  'nan',
-]);
-const LABEL_LIST = /\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g;
-
-/** The metric names an expression selects: functions, keywords, labels, strings, durations and numbers left out. */
-function metricNames(expr: string): string[] {
-  const stripped = expr
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
-    .replace(/\{[^}]*\}/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ')
-    .replace(LABEL_LIST, ' ');
-  const names = new Set<string>();
-  for (const match of stripped.matchAll(/(?<![\w.$:])([a-zA-Z_:][\w:]*)(?![\w:]|\s*\()/g)) {
-    const name = match[1] as string;
-    if (!PROMQL_KEYWORDS.has(name.toLowerCase())) names.add(name);
-  }
-  return [...names];
-}
-
-/** Label names an expression refers to: in matchers and in by/without/on/ignoring lists. */
-function labelNames(expr: string): string[] {
-  const names = new Set<string>();
-  for (const block of expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').matchAll(/\{([^}]*)\}/g)) {
-    for (const matcher of (block[1] as string).matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g))
-      names.add(matcher[1] as string);
-  }
-  for (const list of expr.matchAll(LABEL_LIST)) {
-    for (const label of (list[1] as string).split(',')) if (label.trim() !== '') names.add(label.trim());
-  }
-  return [...names];
-}
-
-/** `x_bucket` / `x_sum` / `x_count` → `x` (histogram and summary series); other names unchanged. */
-function family(name: string): string {
-  return name.replace(/_(bucket|sum|count)$/, '');
-}
+// --- Metric families ------------------------------------------------------------------------------------
 
 interface MetricFamily {
   type: string;
@@ -300,7 +253,7 @@ function parseExposition(text: string): Map<string, MetricFamily> {
   }
   for (const match of text.matchAll(/^([a-zA-Z_:][\w:]*)\{([^}]*)\}/gm)) {
     const name = match[1] as string;
-    const owner = families.get(name) ?? families.get(family(name));
+    const owner = families.get(name) ?? families.get(metricFamilyName(name));
     for (const label of (match[2] as string).matchAll(/([a-zA-Z_]\w*)="/g))
       owner?.labels.add(label[1] as string);
   }
@@ -327,7 +280,7 @@ function declaredMetrics(source: string): Map<string, MetricFamily> {
 function resolves(name: string, families: Map<string, MetricFamily>): MetricFamily | undefined {
   const direct = families.get(name);
   if (direct !== undefined) return direct;
-  const base = families.get(family(name));
+  const base = families.get(metricFamilyName(name));
   return base !== undefined && (base.type === 'histogram' || base.type === 'summary') ? base : undefined;
 }
 
@@ -335,17 +288,21 @@ function resolves(name: string, families: Map<string, MetricFamily>): MetricFami
 function unknownReferences(expr: string, families: Map<string, MetricFamily>): string[] {
   const problems: string[] = [];
   const allowedLabels = new Set(TARGET_LABELS);
-  for (const name of metricNames(expr)) {
+  for (const name of promqlMetricNames(expr)) {
     if (name === 'up') continue;
     const found = resolves(name, families);
     if (found === undefined) {
       problems.push(`metric ${name}`);
       continue;
     }
-    for (const label of found.labels) allowedLabels.add(label);
+    for (const label of found.labels) {
+      allowedLabels.add(label);
+      // A series' own label that clashes with a target label is scraped as `exported_<name>`.
+      if (TARGET_LABELS.has(label)) allowedLabels.add(`exported_${label}`);
+    }
     if (name.endsWith('_bucket')) allowedLabels.add('le');
   }
-  for (const label of labelNames(expr)) if (!allowedLabels.has(label)) problems.push(`label ${label}`);
+  for (const label of promqlLabelNames(expr)) if (!allowedLabels.has(label)) problems.push(`label ${label}`);
   return problems;
 }
 
@@ -943,7 +900,7 @@ describe('monitoring/grafana provisioning', () => {
     for (const [row, metrics] of Object.entries(required)) {
       const used = new Set(
         (grouped.get(row) ?? []).flatMap((panel) =>
-          (panel.targets ?? []).flatMap((t) => metricNames(t.expr)),
+          (panel.targets ?? []).flatMap((t) => promqlMetricNames(t.expr)),
         ),
       );
       for (const metric of metrics) expect([...used], `${row}: ${metric}`).toContain(metric);
@@ -989,16 +946,16 @@ async function serviceMetrics(name: string): Promise<Map<string, MetricFamily>> 
 describe('metric names used by the alert rules and the dashboards', () => {
   it('the PromQL reader finds metric and label names, not functions, keywords or numbers', () => {
     const expr = ALERTS.WorkerCrashRateHigh?.expr ?? '';
-    expect(metricNames(expr).sort()).toEqual(['jobs_processed_total', 'worker_crashes_total']);
-    expect(labelNames(expr)).toEqual(['status']);
-    expect(metricNames(ALERTS.JobProcessingLatencyHigh?.expr ?? '')).toEqual([
+    expect(promqlMetricNames(expr).sort()).toEqual(['jobs_processed_total', 'worker_crashes_total']);
+    expect(promqlLabelNames(expr)).toEqual(['status']);
+    expect(promqlMetricNames(ALERTS.JobProcessingLatencyHigh?.expr ?? '')).toEqual([
       'job_processing_duration_seconds_bucket',
     ]);
-    expect(labelNames(ALERTS.JobProcessingLatencyHigh?.expr ?? '')).toEqual(['le', 'job_type']);
+    expect(promqlLabelNames(ALERTS.JobProcessingLatencyHigh?.expr ?? '')).toEqual(['le', 'job_type']);
     expect(
-      metricNames('rate(process_cpu_seconds_total{job="x", instance=~"$instance"}[$__rate_interval])'),
+      promqlMetricNames('rate(process_cpu_seconds_total{job="x", instance=~"$instance"}[$__rate_interval])'),
     ).toEqual(['process_cpu_seconds_total']);
-    expect(metricNames('process_resident_memory_bytes > 2e9 and on (instance) up == 1')).toEqual([
+    expect(promqlMetricNames('process_resident_memory_bytes > 2e9 and on (instance) up == 1')).toEqual([
       'process_resident_memory_bytes',
       'up',
     ]);
@@ -1074,7 +1031,7 @@ describe('metric names used by the alert rules and the dashboards', () => {
       expect(exprs.length).toBeGreaterThan(10);
       for (const expr of exprs) expect(unknownReferences(expr, families), `${file}: ${expr}`).toEqual([]);
       // Each of the service's own metrics (not the kernel's or the defaults) is on its dashboard.
-      const used = new Set(exprs.flatMap((expr) => metricNames(expr).map(family)));
+      const used = new Set(exprs.flatMap((expr) => promqlMetricNames(expr).map(metricFamilyName)));
       for (const metric of declaredMetrics(read(join(REPO, METRICS_SOURCES[name] as string))).keys()) {
         expect([...used], `${file}: ${metric}`).toContain(metric);
       }

@@ -121,15 +121,22 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
       timers.push(setInterval(purge, REVOCATION_PURGE_MS).unref());
     }
 
-    queue = createJobQueue(config, db, logger);
-    const embed = createEmbedder(config);
-    const ingestion = createIngestionService({ db, config, logger, queue, embed });
-
     const streams = new StreamSlots({
       maxStreams: config.maxConcurrentStreams,
       waitMs: config.streamSlotWaitMs,
     });
     const metrics = createRagMetrics({ activeStreams: () => streams.active });
+
+    queue = createJobQueue(config, db, logger);
+    const embed = createEmbedder(config);
+    const ingestion = createIngestionService({
+      db,
+      config,
+      logger,
+      queue,
+      embed,
+      onJobOutcome: (status) => metrics.ingestJobs.inc({ status }),
+    });
     registerWorkerRegistry(metrics.registry);
     const budgets = createBudgetService({
       kysely: db.kysely,

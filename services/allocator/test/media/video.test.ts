@@ -12,6 +12,7 @@ import {
   combineFrameEmbeddings,
   frameWeights,
   hsvHistogram8,
+  JpegStreamSplitter,
   processVideo,
   type RgbFrame,
   selectDiverseFrames,
@@ -24,13 +25,17 @@ function ffmpeg(args: string[]): void {
   execFileSync('ffmpeg', ['-hide_banner', '-nostdin', '-v', 'error', '-y', ...args]);
 }
 
-/** Concatenation of solid-colour segments, each `seconds` long, 160×120 at 10 fps, H.264. */
-function colourSegments(path: string, segments: { colour: string; seconds: number }[]): void {
+/** Concatenation of solid-colour segments, each `seconds` long, 160×120 at `rate` fps, H.264. */
+function colourSegments(
+  path: string,
+  segments: { colour: string; seconds: number }[],
+  options: { rate?: number; encoderArgs?: string[] } = {},
+): void {
   const inputs = segments.flatMap(({ colour, seconds }) => [
     '-f',
     'lavfi',
     '-i',
-    `color=c=${colour}:s=160x120:r=10:d=${seconds}`,
+    `color=c=${colour}:s=160x120:r=${options.rate ?? 10}:d=${seconds}`,
   ]);
   const labels = segments.map((_, index) => `[${index}:v]`).join('');
   ffmpeg([
@@ -43,8 +48,34 @@ function colourSegments(path: string, segments: { colour: string; seconds: numbe
     'libx264',
     '-pix_fmt',
     'yuv420p',
+    ...(options.encoderArgs ?? []),
     path,
   ]);
+}
+
+/** Presentation times (s) of the key frames of the first video stream. */
+function keyframeTimes(path: string): number[] {
+  const output = execFileSync('ffprobe', [
+    ...['-v', 'error', '-select_streams', 'v:0', '-skip_frame', 'nokey'],
+    ...['-show_entries', 'frame=pts_time', '-of', 'csv=p=0', path],
+  ]);
+  return output
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => /^\d/.test(line))
+    .map((line) => Number(line.split(',')[0]));
+}
+
+/** An ffmpeg that appends a line to `logFile` for each process started, then runs the real one. */
+async function countingFfmpeg(logFile: string): Promise<string> {
+  const script = join(dir, 'counting-ffmpeg.sh');
+  await writeFile(script, `#!/bin/sh\necho started >> '${logFile}'\nexec ffmpeg "$@"\n`);
+  await chmod(script, 0o755);
+  return script;
+}
+
+async function countLines(file: string): Promise<number> {
+  return (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
 }
 
 /** Deterministic stand-in embedder: the frame's mean colour as a unit vector. */
@@ -92,6 +123,30 @@ beforeAll(async () => {
     { colour: 'lime', seconds: 1 },
     { colour: 'blue', seconds: 1 },
   ]);
+  // One key frame for the whole clip (no scene-cut key frames): every frame is only reachable by decoding
+  // from the start. Colours change on the first frame at or after each candidate time 3·i/7 s.
+  colourSegments(
+    join(dir, 'one-keyframe.mp4'),
+    [
+      { colour: 'red', seconds: 0.5 },
+      { colour: 'lime', seconds: 0.8 },
+      { colour: 'blue', seconds: 0.9 },
+      { colour: 'red', seconds: 0.8 },
+    ],
+    { encoderArgs: ['-g', '300', '-keyint_min', '300', '-sc_threshold', '0'] },
+  );
+  // One frame per second (0 s red, 1 s lime, 2 s blue).
+  colourSegments(
+    join(dir, 'one-fps.mp4'),
+    [
+      { colour: 'red', seconds: 1 },
+      { colour: 'lime', seconds: 1 },
+      { colour: 'blue', seconds: 1 },
+    ],
+    { rate: 1 },
+  );
+  // A raw H.264 stream has no container duration.
+  ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=s=160x120:r=25:d=2', '-c:v', 'libx264', join(dir, 'raw.h264')]);
   ffmpeg(['-f', 'lavfi', '-i', 'sine=f=440:d=1', '-c:a', 'aac', join(dir, 'audio-only.m4a')]);
   const valid = await readFile(join(dir, 'testsrc.mp4'));
   await writeFile(join(dir, 'truncated.mp4'), valid.subarray(0, 600));
@@ -158,6 +213,60 @@ describe('processVideo', () => {
     expect(norm).toBeCloseTo(1, 5);
   });
 
+  it('decodes a single-key-frame clip once, taking the first frame at or after each candidate time', async () => {
+    expect(keyframeTimes(join(dir, 'one-keyframe.mp4'))).toEqual([0]);
+    const log = join(dir, 'one-keyframe-runs');
+    const result = await processVideo(
+      { ...tools, ffmpeg: await countingFfmpeg(log) },
+      join(dir, 'one-keyframe.mp4'),
+      { keyframes: 3, embedFrame: meanColourEmbedding },
+    );
+    expect(await countLines(log)).toBe(1);
+    // Candidates 0.429, 0.857, 1.286, 1.714, 2.143, 2.571 s land on the frames at 0.5, 0.9, 1.3, 1.8, 2.2 and
+    // 2.6 s: lime, lime, blue, blue, red, red. (The frames before them would give red, lime, lime, blue, blue, red.)
+    expect(result.frames.map((frame) => frame.timestampMs)).toEqual([429, 1286, 2143]);
+    expect(result.frames.map((frame) => dominantChannel(frame.embedding))).toEqual(['green', 'blue', 'red']);
+    expect(dominantChannel(await meanColourEmbedding(result.firstFrameJpeg))).toBe('green');
+  });
+
+  it('gives candidates that share a frame the same image and drops those after the last frame', async () => {
+    // Frames at 0, 1 and 2 s. Candidates 0.429 and 0.857 s → the 1 s frame (lime), 1.286 and 1.714 s → the 2 s
+    // frame (blue), 2.143 and 2.571 s → no frame. Kept: lime, then blue, then the earlier of the tied limes.
+    const seen: Buffer[] = [];
+    const result = await processVideo(tools, join(dir, 'one-fps.mp4'), {
+      keyframes: 3,
+      embedFrame: async (jpeg) => {
+        seen.push(jpeg);
+        return meanColourEmbedding(jpeg);
+      },
+    });
+    expect(result.frames.map((frame) => frame.timestampMs)).toEqual([429, 857, 1286]);
+    expect(result.frames.map((frame) => dominantChannel(frame.embedding))).toEqual([
+      'green',
+      'green',
+      'blue',
+    ]);
+    expect(seen).toHaveLength(3);
+    expect((seen[0] as Buffer).equals(seen[1] as Buffer)).toBe(true);
+    expect((seen[1] as Buffer).equals(seen[2] as Buffer)).toBe(false);
+  });
+
+  it('keeps the first frame, at 0 ms, of a video without a duration', async () => {
+    const result = await processVideo(tools, join(dir, 'raw.h264'), {
+      keyframes: 3,
+      embedFrame: meanColourEmbedding,
+    });
+    expect(result.metadata).toMatchObject({ duration: null, width: 160, height: 120, codec: 'h264' });
+    expect(result.frames.map(({ frameIdx, timestampMs }) => ({ frameIdx, timestampMs }))).toEqual([
+      { frameIdx: 0, timestampMs: 0 },
+    ]);
+    expect(await sharp(result.firstFrameJpeg).metadata()).toMatchObject({
+      format: 'jpeg',
+      width: 160,
+      height: 120,
+    });
+  });
+
   it('fails permanently on an unreadable, truncated or frameless file', async () => {
     const options = { keyframes: 3, embedFrame: meanColourEmbedding };
     await expect(processVideo(tools, join(dir, 'garbage.mp4'), options)).rejects.toThrow(
@@ -213,7 +322,7 @@ describe('processVideo', () => {
     ).rejects.toThrow(new TransientProcessingError('ffmpeg was killed by SIGSEGV'));
   });
 
-  it('runs two extractions at a time and kills them when the signal aborts', async () => {
+  it('runs one ffmpeg process for all candidates and kills it when the signal aborts', async () => {
     const pidFile = join(dir, 'pids');
     const hanging = join(dir, 'hanging-ffmpeg.sh');
     await writeFile(hanging, `#!/bin/sh\necho $$ >> '${pidFile}'\nexec sleep 30\n`);
@@ -231,17 +340,80 @@ describe('processVideo', () => {
     );
     const readPids = async (): Promise<number[]> =>
       (await readFile(pidFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
-    while ((await readPids()).length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    while ((await readPids()).length < 1) await new Promise((resolve) => setTimeout(resolve, 20));
     await new Promise((resolve) => setTimeout(resolve, 200));
     const pids = await readPids();
-    expect(pids).toHaveLength(2);
+    expect(pids).toHaveLength(1);
     controller.abort(new Error('job timed out'));
     const error = await outcome;
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toBe('job timed out');
     expect(Date.now() - started).toBeLessThan(10_000);
-    for (const pid of pids) expect(processIsGone(pid)).toBe(true);
-    expect(await readPids()).toHaveLength(2);
+    expect(processIsGone(pids[0] as number)).toBe(true);
+    expect(await readPids()).toHaveLength(1);
+  });
+});
+
+describe('JpegStreamSplitter', () => {
+  /** Feeds `stream` in pieces of the given sizes (cycled) and collects the images. */
+  function split(stream: Buffer, pieceSizes: number[], maxImageBytes = 1 << 20): Buffer[] {
+    const splitter = new JpegStreamSplitter(maxImageBytes);
+    const images: Buffer[] = [];
+    for (let offset = 0, piece = 0; offset < stream.length; piece++) {
+      const size = pieceSizes[piece % pieceSizes.length] as number;
+      images.push(...splitter.push(stream.subarray(offset, offset + size)));
+      offset += size;
+    }
+    return images;
+  }
+
+  let baseline: Buffer;
+  let progressive: Buffer;
+  let withComment: Buffer;
+
+  beforeAll(async () => {
+    const noise = Buffer.alloc(48 * 32 * 3);
+    for (let index = 0; index < noise.length; index++) noise[index] = (index * 7919) % 251;
+    const raw = { raw: { width: 48, height: 32, channels: 3 as const } };
+    baseline = await sharp(noise, raw).jpeg({ quality: 90 }).toBuffer();
+    progressive = await sharp(noise, raw).jpeg({ quality: 60, progressive: true }).toBuffer();
+    // A comment segment holding an EOI byte pair must not end the image.
+    const comment = Buffer.from([0xff, 0xfe, 0x00, 0x06, 0xff, 0xd9, 0xff, 0xd9]);
+    withComment = Buffer.concat([baseline.subarray(0, 2), comment, baseline.subarray(2)]);
+  });
+
+  it('returns each concatenated image whole, however the stream is cut', async () => {
+    expect((await sharp(withComment).metadata()).width).toBe(48);
+    const stream = Buffer.concat([baseline, progressive, withComment, baseline]);
+    for (const pieces of [[stream.length], [1], [2, 3, 5], [4096], [baseline.length - 1, 7]]) {
+      const images = split(stream, pieces);
+      expect(images.map((image) => image.length)).toEqual([
+        baseline.length,
+        progressive.length,
+        withComment.length,
+        baseline.length,
+      ]);
+      expect(images[0]?.equals(baseline)).toBe(true);
+      expect(images[1]?.equals(progressive)).toBe(true);
+      expect(images[2]?.equals(withComment)).toBe(true);
+    }
+  });
+
+  it('holds back an unfinished image and stops at bytes that are not a JPEG', () => {
+    expect(split(Buffer.concat([baseline, progressive.subarray(0, 100)]), [64])).toHaveLength(1);
+    const garbage = Buffer.from('not a jpeg');
+    const images = split(Buffer.concat([baseline, garbage, baseline]), [64]);
+    expect(images).toHaveLength(1);
+    expect(images[0]?.equals(baseline)).toBe(true);
+  });
+
+  it('fails permanently when one image exceeds the cap', () => {
+    const cap = baseline.length - 1;
+    expect(split(baseline.subarray(0, cap), [cap], cap)).toEqual([]);
+    expect(split(baseline, [100], baseline.length)).toHaveLength(1);
+    expect(() => split(baseline, [100], cap)).toThrow(
+      new PermanentProcessingError(`ffmpeg output exceeds ${cap} bytes`),
+    );
   });
 });
 

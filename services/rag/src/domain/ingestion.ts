@@ -485,6 +485,8 @@ export interface IngestionServiceDeps extends IngestionDeps {
   cpuWork?: 'worker' | 'inline';
   /** heap cap of each worker thread the service starts (default INGEST_WORKER_MAX_OLD_GENERATION_MB) */
   workerMaxOldGenerationSizeMb?: number;
+  /** told how each job attempt ended (the `rag_ingest_jobs_total{status}` counter) */
+  onJobOutcome?: (status: IndexOutcome | 'retry') => void;
 }
 
 interface IndexJobPayload {
@@ -527,7 +529,10 @@ export function createIngestionService(deps: IngestionServiceDeps): IngestionSer
       logger.error({ event: 'ingest_bad_job', job_id: job.id }, 'index job without a document id');
       return;
     }
-    await indexDocument(jobDeps, documentId, job.signal, { takeOverRunning: job.attempt > 1 });
+    const outcome = await indexDocument(jobDeps, documentId, job.signal, {
+      takeOverRunning: job.attempt > 1,
+    });
+    deps.onJobOutcome?.(outcome);
   }
 
   async function onFinalFailure(job: JobInfo<IndexJobPayload>, error: unknown): Promise<void> {
@@ -561,6 +566,7 @@ export function createIngestionService(deps: IngestionServiceDeps): IngestionSer
         maxAttempts: config.ingestMaxAttempts,
         backoffMs: ingestBackoffMs,
         onFailed: (job: JobInfo<IndexJobPayload>, error: unknown, final: boolean) => {
+          deps.onJobOutcome?.(final ? 'failed' : 'retry');
           if (!final) return;
           onFinalFailure(job, error).catch((failure: unknown) =>
             logger.error(

@@ -62,6 +62,9 @@ describe('POST /api/upload', () => {
     }
     expect(status).toMatchObject({ status: 'DONE', error: null, document_id: id, attempts: 1 });
     expect(status.chunk_count).toBeGreaterThanOrEqual(1);
+    // The finished indexing job is counted for the ingest-jobs panel of the dashboard.
+    const metrics = await (await app.api('/metrics')).text();
+    expect(metrics).toMatch(/^rag_ingest_jobs_total\{status="done"\} [1-9]\d*$/m);
   });
 
   it('uses the display name when given', async () => {

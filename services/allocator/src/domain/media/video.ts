@@ -38,11 +38,11 @@ export interface VideoResult {
 export const NO_DECODABLE_FRAMES_MESSAGE = 'video has no decodable frames';
 /** Temperature of the frame-weight softmax (§3.6.9). */
 export const FRAME_WEIGHT_TEMPERATURE = 0.08;
-/** Concurrent ffmpeg frame extractions per video. */
-const EXTRACTION_PARALLELISM = 2;
 /** Side of the small copy each candidate is histogrammed on. */
 const HISTOGRAM_SAMPLE_SIDE = 64;
 const HSV_BINS = 8;
+/** One frame's JPEG beyond this is treated as a broken input. */
+const MAX_FRAME_JPEG_BYTES = 64 * 1024 * 1024;
 
 interface Candidate {
   timestampSeconds: number;
@@ -68,13 +68,7 @@ export async function processVideo(
   // Without a duration the formula would put every candidate at 0 s: the first frame is all there is to keep.
   // Candidates hold their full-size JPEGs until selection (2N small images for the usual N).
   const timestamps = probe.duration === null ? [0] : candidateTimestamps(probe.duration, keyframes);
-  const extracted = await mapWithParallelism(
-    timestamps,
-    EXTRACTION_PARALLELISM,
-    signal,
-    (timestamp, taskSignal) => extractCandidate(tools, path, timestamp, taskSignal),
-  );
-  const candidates = extracted.filter((candidate): candidate is Candidate => candidate !== null);
+  const candidates = await extractCandidates(tools, path, timestamps, signal);
   if (candidates.length === 0) throw new PermanentProcessingError(NO_DECODABLE_FRAMES_MESSAGE);
 
   const kept = selectDiverseFrames(
@@ -112,15 +106,92 @@ export function candidateTimestamps(durationSeconds: number, keyframes: number):
   return Array.from({ length: count }, (_, index) => (durationSeconds * (index + 1)) / (count + 1));
 }
 
-/** One frame at `timestampSeconds` as JPEG plus its histogram; null when ffmpeg decodes no frame there. */
-async function extractCandidate(
+/**
+ * One ffmpeg run decodes the video once and writes, for each candidate time in order, the first frame at or
+ * after it as a full-size JPEG; the histograms are computed while ffmpeg is still decoding. Candidates after
+ * the last frame get none (always a tail of the list, so the k-th image belongs to the k-th time), and a
+ * frame that does not decode is left out.
+ */
+async function extractCandidates(
   tools: FfmpegTools,
   path: string,
-  timestampSeconds: number,
-  signal: AbortSignal,
-): Promise<Candidate | null> {
-  const jpeg = await extractFrameJpeg(tools, path, timestampSeconds, signal);
-  if (jpeg === null) return null;
+  timestamps: readonly number[],
+  signal: AbortSignal | undefined,
+): Promise<Candidate[]> {
+  const splitter = new JpegStreamSplitter(MAX_FRAME_JPEG_BYTES);
+  const pending: Promise<Candidate | null>[] = [];
+  const outcome = await runTool(tools.ffmpeg, candidateFrameArgs(path, timestamps), {
+    signal,
+    onStdout: (chunk) => {
+      for (const jpeg of splitter.push(chunk)) {
+        const timestampSeconds = timestamps[pending.length];
+        // The filter graph emits at most one frame per candidate; anything beyond that is not a candidate.
+        if (timestampSeconds !== undefined) pending.push(histogramCandidate(jpeg, timestampSeconds));
+      }
+    },
+  });
+  assertNotCrashed(tools.ffmpeg, outcome);
+  // A non-zero exit keeps the images written before it: each is a whole frame at its candidate time. The
+  // caller fails the video only when there is none.
+  const candidates = await Promise.all(pending);
+  return candidates.filter((candidate): candidate is Candidate => candidate !== null);
+}
+
+/**
+ * `split` feeds one branch per candidate time; `trim=start` drops the frames before it (what an accurate
+ * `-ss` seek does, with the same millisecond rounding), `trim=end_frame=1` keeps the first frame left and
+ * ends the branch, and `concat` writes the branches in candidate order, each frame as soon as it is found.
+ * A frame several candidates land on is written once per candidate. When every branch has ended, ffmpeg stops
+ * reading the input, so nothing after the last candidate is decoded.
+ */
+function candidateFrameArgs(path: string, timestamps: readonly number[]): string[] {
+  const branches = timestamps.map(
+    (timestamp, index) => `[c${index}]trim=start=${timestamp.toFixed(3)},trim=end_frame=1[f${index}]`,
+  );
+  const splitOutputs = timestamps.map((_, index) => `[c${index}]`).join('');
+  const concatInputs = timestamps.map((_, index) => `[f${index}]`).join('');
+  const filter = [
+    `split=${timestamps.length}${splitOutputs}`,
+    ...branches,
+    `${concatInputs}concat=n=${timestamps.length}:v=1:a=0`,
+  ].join(';');
+  return [
+    '-hide_banner',
+    '-nostdin',
+    '-v',
+    'error',
+    // One thread each for decoding, filtering and encoding: several videos are processed at once, and
+    // frame threads would only add decoding latency between them.
+    '-filter_threads',
+    '1',
+    '-threads',
+    '1',
+    ...inputArgs(path),
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    filter,
+    // Every frame the graph emits is written once: image2pipe would otherwise get constant-frame-rate sync,
+    // which duplicates and drops frames by their timestamps and would break the image ↔ candidate order.
+    '-fps_mode',
+    'passthrough',
+    '-threads',
+    '1',
+    '-f',
+    'image2pipe',
+    '-c:v',
+    'mjpeg',
+    '-q:v',
+    '2',
+    'pipe:1',
+  ];
+}
+
+/** The candidate with its histogram; null when the JPEG does not decode (no frame at this time). */
+async function histogramCandidate(jpeg: Buffer, timestampSeconds: number): Promise<Candidate | null> {
   let sample: { data: Buffer; info: OutputInfo };
   try {
     sample = await sharp(jpeg)
@@ -130,7 +201,6 @@ async function extractCandidate(
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch {
-    // A frame ffmpeg wrote but that does not decode counts as no frame at this time.
     return null;
   }
   const { data, info } = sample;
@@ -141,76 +211,143 @@ async function extractCandidate(
   };
 }
 
-/**
- * Seeks before opening the input (`-ss` ahead of `-i`: a keyframe seek then decoding up to the exact time,
- * instead of decoding everything before it) and writes a single MJPEG frame to stdout.
- */
-async function extractFrameJpeg(
-  tools: FfmpegTools,
-  path: string,
-  timestampSeconds: number,
-  signal: AbortSignal,
-): Promise<Buffer | null> {
-  const args = [
-    '-hide_banner',
-    '-nostdin',
-    '-v',
-    'error',
-    '-ss',
-    timestampSeconds.toFixed(3),
-    ...inputArgs(path),
-    '-map',
-    '0:v:0',
-    '-frames:v',
-    '1',
-    '-an',
-    '-sn',
-    '-dn',
-    '-f',
-    'image2pipe',
-    '-c:v',
-    'mjpeg',
-    '-q:v',
-    '2',
-    'pipe:1',
-  ];
-  const outcome = await runTool(tools.ffmpeg, args, { signal });
-  assertNotCrashed(tools.ffmpeg, outcome);
-  // A non-zero exit or an empty output (seek past the last decodable frame) means no frame at this time;
-  // the caller fails the video only when no candidate yields one.
-  if (outcome.code !== 0 || outcome.stdout.length === 0) return null;
-  return outcome.stdout;
-}
+type JpegParseState =
+  /** Between images: the next byte starts an SOI marker (0xFF 0xD8). */
+  | 'image-start'
+  | 'soi-code'
+  /** Before a marker: 0xFF expected. */
+  | 'marker'
+  /** After 0xFF: fill bytes (0xFF) or the marker code. */
+  | 'marker-code'
+  | 'length-high'
+  | 'length-low'
+  | 'segment'
+  /** Entropy-coded data after SOS, up to the next marker that is not a restart marker or stuffed 0xFF. */
+  | 'entropy'
+  | 'entropy-ff'
+  /** The stream is not a JPEG sequence; everything further is ignored. */
+  | 'broken';
+
+const SOI = 0xd8;
+const EOI = 0xd9;
+const SOS = 0xda;
 
 /**
- * Runs `task` over `items` with at most `parallelism` in flight, results in input order. The first failure
- * aborts the others (their children are killed) and is rethrown once every task has settled.
+ * Splits concatenated JPEG images (ffmpeg's image2pipe output) into whole images by walking their marker
+ * structure: segment lengths are skipped, so an 0xFF 0xD9 inside a segment or stuffed entropy data never ends
+ * an image early. Bytes that do not form a JPEG stop the splitting; the images completed before stay valid.
  */
-async function mapWithParallelism<T, R>(
-  items: readonly T[],
-  parallelism: number,
-  signal: AbortSignal | undefined,
-  task: (item: T, signal: AbortSignal) => Promise<R>,
-): Promise<R[]> {
-  const stopOthers = new AbortController();
-  const taskSignal = signal ? AbortSignal.any([signal, stopOthers.signal]) : stopOthers.signal;
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let firstError: { error: unknown } | null = null;
-  const worker = async (): Promise<void> => {
-    while (firstError === null && next < items.length) {
-      const index = next++;
-      try {
-        results[index] = await task(items[index] as T, taskSignal);
-      } catch (error) {
-        if (firstError === null) firstError = { error };
-        stopOthers.abort();
+export class JpegStreamSplitter {
+  readonly #maxImageBytes: number;
+  #state: JpegParseState = 'image-start';
+  #parts: Buffer[] = [];
+  #imageBytes = 0;
+  #marker = 0;
+  #remaining = 0;
+
+  constructor(maxImageBytes: number) {
+    this.#maxImageBytes = maxImageBytes;
+  }
+
+  /** Consumes the next chunk; returns the images it completes. Throws when one image exceeds the cap. */
+  push(chunk: Buffer): Buffer[] {
+    const images: Buffer[] = [];
+    let imageStart = 0;
+    let index = 0;
+    while (index < chunk.length && this.#state !== 'broken') {
+      const byte = chunk[index] as number;
+      switch (this.#state) {
+        case 'image-start':
+          imageStart = index;
+          this.#state = byte === 0xff ? 'soi-code' : 'broken';
+          index++;
+          break;
+        case 'soi-code':
+          this.#state = byte === SOI ? 'marker' : 'broken';
+          index++;
+          break;
+        case 'marker':
+          this.#state = byte === 0xff ? 'marker-code' : 'broken';
+          index++;
+          break;
+        case 'marker-code':
+        case 'entropy-ff':
+          index++;
+          if (byte === 0xff) break;
+          if (this.#state === 'entropy-ff' && (byte === 0x00 || isRestartMarker(byte))) {
+            this.#state = 'entropy';
+            break;
+          }
+          if (byte === EOI) {
+            this.#imageBytes += index - imageStart;
+            this.#assertWithinCap();
+            this.#parts.push(chunk.subarray(imageStart, index));
+            images.push(Buffer.concat(this.#parts));
+            this.#parts = [];
+            this.#imageBytes = 0;
+            this.#state = 'image-start';
+            imageStart = index;
+          } else if (byte === SOI || byte === 0x00) {
+            this.#state = 'broken';
+          } else if (byte === 0x01 || isRestartMarker(byte)) {
+            this.#state = 'marker';
+          } else {
+            this.#marker = byte;
+            this.#state = 'length-high';
+          }
+          break;
+        case 'length-high':
+          this.#remaining = byte << 8;
+          this.#state = 'length-low';
+          index++;
+          break;
+        case 'length-low':
+          // The length counts its own two bytes.
+          this.#remaining = this.#remaining + byte - 2;
+          this.#state = this.#remaining < 0 ? 'broken' : 'segment';
+          index++;
+          if (this.#remaining === 0) this.#endSegment();
+          break;
+        case 'segment': {
+          const taken = Math.min(this.#remaining, chunk.length - index);
+          index += taken;
+          this.#remaining -= taken;
+          if (this.#remaining === 0) this.#endSegment();
+          break;
+        }
+        case 'entropy': {
+          const next = chunk.indexOf(0xff, index);
+          if (next === -1) index = chunk.length;
+          else {
+            index = next + 1;
+            this.#state = 'entropy-ff';
+          }
+          break;
+        }
       }
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
-  if (firstError !== null) throw (firstError as { error: unknown }).error;
-  return results;
+    if (this.#state === 'broken') this.#parts = [];
+    else if (this.#state !== 'image-start') {
+      const piece = chunk.subarray(imageStart);
+      this.#parts.push(piece);
+      this.#imageBytes += piece.length;
+      this.#assertWithinCap();
+    }
+    return images;
+  }
+
+  #assertWithinCap(): void {
+    if (this.#imageBytes > this.#maxImageBytes)
+      throw new PermanentProcessingError(`ffmpeg output exceeds ${this.#maxImageBytes} bytes`);
+  }
+
+  #endSegment(): void {
+    this.#state = this.#marker === SOS ? 'entropy' : 'marker';
+  }
+}
+
+function isRestartMarker(byte: number): boolean {
+  return byte >= 0xd0 && byte <= 0xd7;
 }
 
 /**
