@@ -141,3 +141,52 @@ export function promqlLabelNames(expr: string): string[] {
 export function metricFamilyName(name: string): string {
   return name.replace(/_(bucket|sum|count)$/, '');
 }
+
+/** One nginx directive: `name args;` or `name args { block }`. */
+export interface NginxDirective {
+  name: string;
+  args: string[];
+  block?: NginxDirective[];
+}
+
+/** Parses nginx configuration syntax (`#` comments, quoted strings, nested blocks) for structural checks. */
+export function parseNginx(text: string): NginxDirective[] {
+  const tokens = [...text.matchAll(/#[^\n]*|"([^"]*)"|'([^']*)'|([{};])|([^\s{};"'#]+)/g)]
+    .filter((match) => !match[0].startsWith('#'))
+    .map((match) => match[1] ?? match[2] ?? match[3] ?? match[4] ?? '');
+  let position = 0;
+  const block = (nested: boolean): NginxDirective[] => {
+    const directives: NginxDirective[] = [];
+    let current: string[] = [];
+    while (position < tokens.length) {
+      const token = tokens[position++] as string;
+      if (token === ';' || token === '{') {
+        const [name, ...args] = current;
+        if (name === undefined) throw new Error(`unexpected ${token}`);
+        directives.push(token === ';' ? { name, args } : { name, args, block: block(true) });
+        current = [];
+      } else if (token === '}') {
+        if (!nested || current.length > 0) throw new Error('unexpected }');
+        return directives;
+      } else {
+        current.push(token);
+      }
+    }
+    if (nested || current.length > 0) throw new Error('unterminated directive or block');
+    return directives;
+  };
+  return block(false);
+}
+
+/** The directives of `directives` called `name`. */
+export function nginxNamed(directives: NginxDirective[] | undefined, name: string): NginxDirective[] {
+  return (directives ?? []).filter((directive) => directive.name === name);
+}
+
+/** An nginx size (`25m`, `1025m`, `512k`, `100`) in bytes. */
+export function nginxSizeBytes(value: string): number {
+  const match = /^(\d+)([kKmMgG]?)$/.exec(value);
+  if (!match) throw new Error(`not an nginx size: ${value}`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? Number.NaN;
+  return Number(match[1]) * unit;
+}

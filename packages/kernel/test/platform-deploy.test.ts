@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, posix, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { nginxNamed, nginxSizeBytes, parseNginx } from '../src/testing-deploy.js';
 
 const REPO = resolve(import.meta.dirname, '../../..');
 const DEPLOY = join(REPO, 'deploy');
@@ -496,57 +497,11 @@ describe('deploy/docker-compose.prod.yml (production)', () => {
 
 // --- nginx ------------------------------------------------------------------------------------------------
 
-interface NginxDirective {
-  name: string;
-  args: string[];
-  block?: NginxDirective[];
-}
-
-/** nginx syntax: `name args;` or `name args { ... }`; `#` comments; quoted strings. */
-function parseNginx(text: string): NginxDirective[] {
-  const tokens = [...text.matchAll(/#[^\n]*|"([^"]*)"|'([^']*)'|([{};])|([^\s{};"'#]+)/g)]
-    .filter((match) => !match[0].startsWith('#'))
-    .map((match) => match[1] ?? match[2] ?? match[3] ?? match[4] ?? '');
-  let position = 0;
-  const block = (nested: boolean): NginxDirective[] => {
-    const directives: NginxDirective[] = [];
-    let current: string[] = [];
-    while (position < tokens.length) {
-      const token = tokens[position++] as string;
-      if (token === ';' || token === '{') {
-        const [name, ...args] = current;
-        if (name === undefined) throw new Error(`unexpected ${token}`);
-        directives.push(token === ';' ? { name, args } : { name, args, block: block(true) });
-        current = [];
-      } else if (token === '}') {
-        if (!nested || current.length > 0) throw new Error('unexpected }');
-        return directives;
-      } else {
-        current.push(token);
-      }
-    }
-    if (nested || current.length > 0) throw new Error('unterminated directive or block');
-    return directives;
-  };
-  return block(false);
-}
-
-function named(directives: NginxDirective[] | undefined, name: string): NginxDirective[] {
-  return (directives ?? []).filter((directive) => directive.name === name);
-}
-
-function sizeBytes(value: string): number {
-  const match = /^(\d+)([kKmMgG]?)$/.exec(value);
-  if (!match) throw new Error(`not an nginx size: ${value}`);
-  const unit = { '': 1, k: 1024, m: MIB, g: 1024 * MIB }[(match[2] ?? '').toLowerCase()] ?? Number.NaN;
-  return Number(match[1]) * unit;
-}
-
 const nginxConf = parseNginx(read(PLATFORM_CONF));
 /** listen port → server block */
 const servers = new Map(
-  named(nginxConf, 'server').map((server) => [
-    Number(named(server.block, 'listen')[0]?.args[0]),
+  nginxNamed(nginxConf, 'server').map((server) => [
+    Number(nginxNamed(server.block, 'listen')[0]?.args[0]),
     server.block ?? [],
   ]),
 );
@@ -557,22 +512,23 @@ describe('deploy/nginx/platform.conf', () => {
     expect([...servers.keys()].sort()).toEqual([...Object.keys(PROXY_PORTS).map(Number), 8080].sort());
     for (const [port, name] of Object.entries(PROXY_PORTS)) {
       const server = servers.get(Number(port));
-      const upstream = named(server, 'set')[0]?.args;
+      const upstream = nginxNamed(server, 'set')[0]?.args;
       expect(upstream?.[1], port).toBe(`${name}:8000`);
       const variable = upstream?.[0] ?? '';
-      for (const location of named(server, 'location')) {
-        expect(named(location.block, 'proxy_pass')[0]?.args, `${port} ${location.args.join(' ')}`).toEqual([
-          `http://${variable}`,
-        ]);
+      for (const location of nginxNamed(server, 'location')) {
+        expect(
+          nginxNamed(location.block, 'proxy_pass')[0]?.args,
+          `${port} ${location.args.join(' ')}`,
+        ).toEqual([`http://${variable}`]);
       }
     }
-    const health = named(servers.get(8080), 'location').find((l) => l.args.join(' ') === '= /healthz');
-    expect(named(health?.block, 'return')[0]?.args).toEqual(['200', 'ok\\n']);
+    const health = nginxNamed(servers.get(8080), 'location').find((l) => l.args.join(' ') === '= /healthz');
+    expect(nginxNamed(health?.block, 'return')[0]?.args).toEqual(['200', 'ok\\n']);
   });
 
   it('allows /metrics from loopback and the private ranges only, on every service port', () => {
     for (const port of Object.keys(PROXY_PORTS)) {
-      const metrics = named(servers.get(Number(port)), 'location').find(
+      const metrics = nginxNamed(servers.get(Number(port)), 'location').find(
         (l) => l.args.join(' ') === '= /metrics',
       );
       const access = (metrics?.block ?? []).filter((d) => d.name === 'allow' || d.name === 'deny');
@@ -588,9 +544,9 @@ describe('deploy/nginx/platform.conf', () => {
     for (const [port, name] of Object.entries(PROXY_PORTS)) {
       const server = servers.get(Number(port));
       const sizes = [
-        ...named(server, 'client_max_body_size'),
-        ...named(server, 'location').flatMap((l) => named(l.block, 'client_max_body_size')),
-      ].map((d) => sizeBytes(d.args[0] ?? ''));
+        ...nginxNamed(server, 'client_max_body_size'),
+        ...nginxNamed(server, 'location').flatMap((l) => nginxNamed(l.block, 'client_max_body_size')),
+      ].map((d) => nginxSizeBytes(d.args[0] ?? ''));
       const largest = Math.max(...sizes);
       expect(largest, name).toBeGreaterThanOrEqual(UPLOAD_LIMITS[name]?.bytes ?? Number.POSITIVE_INFINITY);
       limits.push(largest);
@@ -602,28 +558,30 @@ describe('deploy/nginx/platform.conf', () => {
   });
 
   it('replaces a client-sent X-Forwarded-For and upgrades only the OWSC WebSockets', () => {
-    const headers = named(nginxConf, 'proxy_set_header').map((d) => d.args);
+    const headers = nginxNamed(nginxConf, 'proxy_set_header').map((d) => d.args);
     expect(headers).toContainEqual(['X-Forwarded-For', '$remote_addr']);
     expect(headers).toContainEqual(['Connection', '']);
     expect(read(PLATFORM_CONF)).not.toContain('$proxy_add_x_forwarded_for');
     const upgraded = [...servers].flatMap(([port, server]) =>
-      named(server, 'location')
-        .filter((l) => named(l.block, 'proxy_set_header').some((d) => d.args[0] === 'Upgrade'))
+      nginxNamed(server, 'location')
+        .filter((l) => nginxNamed(l.block, 'proxy_set_header').some((d) => d.args[0] === 'Upgrade'))
         .map((l) => `${port} ${l.args.join(' ')}`),
     );
     expect(upgraded).toEqual(['8882 /ws/']);
   });
 
   it('logs no query string anywhere and no path at all for Raven Zero', () => {
-    const formats = new Map(named(nginxConf, 'log_format').map((d) => [d.args[0], d.args.slice(1).join('')]));
+    const formats = new Map(
+      nginxNamed(nginxConf, 'log_format').map((d) => [d.args[0], d.args.slice(1).join('')]),
+    );
     for (const [name, format] of formats) {
       for (const variable of ['$request ', '$request"', '$request_uri', '$args', '$query_string']) {
         expect(format.includes(variable), `${name}: ${variable}`).toBe(false);
       }
     }
     expect(formats.get('platform_no_path')).not.toContain('$uri');
-    expect(named(servers.get(8884), 'access_log')[0]?.args).toEqual(['/dev/stdout', 'platform_no_path']);
-    expect(named(nginxConf, 'access_log')[0]?.args).toEqual(['/dev/stdout', 'platform']);
+    expect(nginxNamed(servers.get(8884), 'access_log')[0]?.args).toEqual(['/dev/stdout', 'platform_no_path']);
+    expect(nginxNamed(nginxConf, 'access_log')[0]?.args).toEqual(['/dev/stdout', 'platform']);
   });
 });
 

@@ -9,6 +9,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { type NginxDirective, nginxNamed, nginxSizeBytes, parseNginx } from '@quintet/kernel/testing-deploy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, StartupRefusedError } from '../src/config.js';
@@ -462,56 +463,10 @@ describe('deploy/rag/docker-compose.demo.yml', () => {
 
 // --- nginx --------------------------------------------------------------------------------------------------
 
-interface NginxDirective {
-  name: string;
-  args: string[];
-  block?: NginxDirective[];
-}
-
-/** nginx syntax: `name args;` or `name args { ... }`; `#` comments; quoted strings. */
-function parseNginx(text: string): NginxDirective[] {
-  const tokens = [...text.matchAll(/#[^\n]*|"([^"]*)"|'([^']*)'|([{};])|([^\s{};"'#]+)/g)]
-    .filter((match) => !match[0].startsWith('#'))
-    .map((match) => match[1] ?? match[2] ?? match[3] ?? match[4] ?? '');
-  let position = 0;
-  const block = (nested: boolean): NginxDirective[] => {
-    const directives: NginxDirective[] = [];
-    let current: string[] = [];
-    while (position < tokens.length) {
-      const token = tokens[position++] as string;
-      if (token === ';' || token === '{') {
-        const [name, ...args] = current;
-        if (name === undefined) throw new Error(`unexpected ${token}`);
-        directives.push(token === ';' ? { name, args } : { name, args, block: block(true) });
-        current = [];
-      } else if (token === '}') {
-        if (!nested || current.length > 0) throw new Error('unexpected }');
-        return directives;
-      } else {
-        current.push(token);
-      }
-    }
-    if (nested || current.length > 0) throw new Error('unterminated directive or block');
-    return directives;
-  };
-  return block(false);
-}
-
-function named(directives: NginxDirective[] | undefined, name: string): NginxDirective[] {
-  return (directives ?? []).filter((directive) => directive.name === name);
-}
-
 function single(directives: NginxDirective[] | undefined, name: string): string[] {
-  const found = named(directives, name);
+  const found = nginxNamed(directives, name);
   expect(found, name).toHaveLength(1);
   return found[0]?.args ?? [];
-}
-
-function sizeBytes(value: string): number {
-  const match = /^(\d+)([kKmMgG]?)$/.exec(value);
-  if (!match) throw new Error(`not an nginx size: ${value}`);
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? Number.NaN;
-  return Number(match[1]) * unit;
 }
 
 const METRICS_ALLOW_LIST = ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '::1'];
@@ -522,8 +477,8 @@ const NGINX_FILES = {
 
 describe.each(Object.entries(NGINX_FILES))('deploy/nginx/%s', (file, expected) => {
   const conf = parseNginx(read(join(NGINX_DIR, file)));
-  const server = named(conf, 'server')[0]?.block;
-  const locations = new Map(named(server, 'location').map((l) => [l.args.join(' '), l.block ?? []]));
+  const server = nginxNamed(conf, 'server')[0]?.block;
+  const locations = new Map(nginxNamed(server, 'location').map((l) => [l.args.join(' '), l.block ?? []]));
 
   it('is an upstream and one server block for the http context', () => {
     expect(conf.map((directive) => directive.name)).toEqual(['upstream', 'server']);
@@ -558,12 +513,12 @@ describe.each(Object.entries(NGINX_FILES))('deploy/nginx/%s', (file, expected) =
     expect(single(api, 'proxy_cache')).toEqual(['off']);
     expect(single(api, 'proxy_read_timeout')).toEqual(['300s']);
     expect(single(api, 'client_max_body_size')).toEqual(['50m']);
-    expect(sizeBytes('50m')).toBeGreaterThan(DEFAULT_MAX_UPLOAD_BYTES);
-    expect(named(server, 'client_max_body_size')).toEqual([]);
+    expect(nginxSizeBytes('50m')).toBeGreaterThan(DEFAULT_MAX_UPLOAD_BYTES);
+    expect(nginxNamed(server, 'client_max_body_size')).toEqual([]);
   });
 
   it('replaces a client-sent X-Forwarded-For with the peer address (the backend trusts the proxy)', () => {
-    const headers = named(server, 'proxy_set_header').map((d) => d.args);
+    const headers = nginxNamed(server, 'proxy_set_header').map((d) => d.args);
     expect(headers).toContainEqual(['X-Forwarded-For', '$remote_addr']);
     expect(headers).toContainEqual(['X-Forwarded-Proto', '$scheme']);
     const everywhere = JSON.stringify(conf);
@@ -572,7 +527,7 @@ describe.each(Object.entries(NGINX_FILES))('deploy/nginx/%s', (file, expected) =
 
   it('has the same locations as its sibling (the host and the compose variants differ only in upstream and port)', () => {
     const other = file === 'rag.conf' ? 'rag.prod.conf' : 'rag.conf';
-    const otherServer = named(parseNginx(read(join(NGINX_DIR, other))), 'server')[0]?.block ?? [];
+    const otherServer = nginxNamed(parseNginx(read(join(NGINX_DIR, other))), 'server')[0]?.block ?? [];
     expect(otherServer.filter((d) => d.name !== 'listen')).toEqual(
       (server ?? []).filter((d) => d.name !== 'listen'),
     );
