@@ -186,13 +186,14 @@ export async function createRuntime(
   await mkdir(config.tmpDir, { recursive: true });
   const storage = new FileStorage(config.storagePath);
   await storage.ensureRoot();
-  const database = await openCatalog({
+  const catalogOptions = {
     databaseUrl: config.databaseUrl,
     pgliteDir: options.inMemoryDatabase ? undefined : join(config.dataDir, 'pglite'),
     poolSize: config.dbPoolSize + config.dbMaxOverflow,
     embeddingDim: config.embeddingDim,
     logger,
-  });
+  };
+  let database = await openCatalog(catalogOptions);
   const closers: (() => Promise<void>)[] = [() => database.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch(() => {});
@@ -201,6 +202,12 @@ export async function createRuntime(
   try {
     const applied = await migrateCatalog(database, config.embeddingDim);
     if (applied.length > 0) logger.info({ migrations: applied }, 'catalog migrations applied');
+    if (applied.length > 0 && catalogOptions.pgliteDir !== undefined && config.databaseUrl === undefined) {
+      // Creating and migrating an embedded database grows PGlite's WebAssembly memory, which never shrinks:
+      // reopening it leaves the serving process with the memory a normal start needs.
+      await database.close();
+      database = await openCatalog(catalogOptions);
+    }
     const mediaEmbedder = await setupMediaEmbedder(config, namedLogger(logger, 'allocator.media'));
     closers.push(() => mediaEmbedder.close());
     const textEmbedder = await setupTextEmbedder(config, namedLogger(logger, 'allocator.documents'));
