@@ -295,6 +295,19 @@ describe('processVideo', () => {
     await expect(promise).rejects.toThrow(new PermanentProcessingError('video has no decodable frames'));
   });
 
+  it('fails transiently, naming the version, with an ffmpeg older than 5.1 (no -fps_mode)', async () => {
+    const old = join(dir, 'old-ffmpeg.sh');
+    await writeFile(old, '#!/bin/sh\necho "Unrecognized option \'fps_mode\'." >&2\nexit 8\n');
+    await chmod(old, 0o755);
+    const promise = processVideo({ ...tools, ffmpeg: old }, join(dir, 'testsrc.mp4'), {
+      keyframes: 2,
+      embedFrame: meanColourEmbedding,
+    });
+    await expect(promise).rejects.toThrow(
+      new TransientProcessingError('ffmpeg 5.1 or newer is required for video keyframes'),
+    );
+  });
+
   it("fails transiently with 'ffmpeg is not available' when a binary is missing", async () => {
     const options = { keyframes: 2, embedFrame: meanColourEmbedding };
     const missing = join(dir, 'no-such-ffmpeg');

@@ -2,7 +2,7 @@
 // by max–min Bhattacharyya diversity of 8×8×8 HSV histograms, each kept frame embedded, and the video
 // embedding as the softmax-weighted (temperature 0.08) normalised sum of the frame embeddings.
 import sharp, { type OutputInfo } from 'sharp';
-import { PermanentProcessingError } from '../errors.js';
+import { PermanentProcessingError, TransientProcessingError } from '../errors.js';
 import { assertNotCrashed, type FfmpegTools, inputArgs, probeMediaDetails, runTool } from './ffmpeg.js';
 
 export interface RgbFrame {
@@ -36,6 +36,7 @@ export interface VideoResult {
 }
 
 export const NO_DECODABLE_FRAMES_MESSAGE = 'video has no decodable frames';
+export const FFMPEG_TOO_OLD_MESSAGE = 'ffmpeg 5.1 or newer is required for video keyframes';
 /** Temperature of the frame-weight softmax (§3.6.9). */
 export const FRAME_WEIGHT_TEMPERATURE = 0.08;
 /** Side of the small copy each candidate is histogrammed on. */
@@ -131,6 +132,9 @@ async function extractCandidates(
     },
   });
   assertNotCrashed(tools.ffmpeg, outcome);
+  // ffmpeg before 5.1 rejects `-fps_mode`: the installation, not the video, is at fault (retried, then DLQ).
+  if (outcome.code !== 0 && /Unrecognized option 'fps_mode'/.test(outcome.stderr))
+    throw new TransientProcessingError(FFMPEG_TOO_OLD_MESSAGE);
   // A non-zero exit keeps the images written before it: each is a whole frame at its candidate time. The
   // caller fails the video only when there is none.
   const candidates = await Promise.all(pending);
