@@ -53,7 +53,8 @@ export interface SearchResultItem {
   similarity_score: number;
   cluster: { id: string; name: string | null } | null;
   thumbnail_uri: string | null;
-  content_url: string;
+  /** null for JSON assets: their content is the object's `document`, not a file */
+  content_url: string | null;
   thumbnail_url: string | null;
   created_at: string;
   metadata: Record<string, unknown>;
@@ -328,7 +329,7 @@ export function toResultItem(hit: RankedHit, readMetadata?: Record<string, unkno
     similarity_score: hit.score,
     cluster: asset.clusterId === null ? null : { id: asset.clusterId, name: asset.clusterName },
     thumbnail_uri: asset.thumbnailUri,
-    content_url: `/api/v1/objects/${asset.id}/content`,
+    content_url: asset.kind === 'json' ? null : `/api/v1/objects/${asset.id}/content`,
     thumbnail_url: asset.thumbnailUri === null ? null : `/api/v1/objects/${asset.id}/thumbnail`,
     created_at: asset.createdAt.toISOString(),
     metadata:

@@ -338,6 +338,8 @@ describe('search with the built-in embedders (lexical)', () => {
       kind: 'json',
       match_sources: ['json'],
       cluster: null,
+      // A JSON asset has no file to download: its content is the object's `document`.
+      content_url: null,
       thumbnail_url: null,
     });
   });
