@@ -190,3 +190,34 @@ export function nginxSizeBytes(value: string): number {
   const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? Number.NaN;
   return Number(match[1]) * unit;
 }
+
+/** The nginx binary (on PATH, else Debian's /usr/sbin/nginx), or undefined when nginx is not installed. */
+export function nginxBinary(): string | undefined {
+  return findExecutable('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined);
+}
+
+/**
+ * A main nginx.conf around `serverFile` with every writable path under `prefix`, so a test can run `nginx -t`
+ * or a live nginx as an ordinary user; `main` and `http` add directives at those levels.
+ */
+export function nginxTestConfig(
+  prefix: string,
+  serverFile: string,
+  extra: { main?: readonly string[]; http?: readonly string[] } = {},
+): string {
+  return [
+    'worker_processes 1;',
+    `pid ${join(prefix, 'nginx.pid')};`,
+    `error_log ${join(prefix, 'error.log')};`,
+    ...(extra.main ?? []),
+    'events {}',
+    'http {',
+    ...(extra.http ?? []).map((line) => `  ${line}`),
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+      (kind) => `  ${kind}_temp_path ${join(prefix, `${kind}_temp`)};`,
+    ),
+    `  include ${serverFile};`,
+    '}',
+    '',
+  ].join('\n');
+}

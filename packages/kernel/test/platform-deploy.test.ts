@@ -23,7 +23,14 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, posix, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { nginxNamed, nginxSizeBytes, parseNginx } from '../src/testing-deploy.js';
+import {
+  findExecutable,
+  nginxBinary,
+  nginxNamed,
+  nginxSizeBytes,
+  nginxTestConfig,
+  parseNginx,
+} from '../src/testing-deploy.js';
 
 const REPO = resolve(import.meta.dirname, '../../..');
 const DEPLOY = join(REPO, 'deploy');
@@ -32,14 +39,6 @@ const INIT_SCRIPT = join(DEPLOY, 'postgres/initdb/10-service-databases.sh');
 
 function read(path: string): string {
   return readFileSync(path, 'utf8');
-}
-
-function executable(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, name);
-    if (dir !== '' && existsSync(candidate)) return candidate;
-  }
-  return undefined;
 }
 
 // --- compose model ----------------------------------------------------------------------------------------
@@ -585,27 +584,9 @@ describe('deploy/nginx/platform.conf', () => {
   });
 });
 
-const NGINX = executable('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined);
+const NGINX = nginxBinary();
 if (NGINX === undefined)
   console.warn('platform deploy: `nginx -t` and the live proxy check SKIPPED: nginx is not installed');
-
-/** A main nginx.conf around `serverFile` with every writable path under `prefix`. */
-function mainConfig(prefix: string, serverFile: string, extra: string[] = []): string {
-  return [
-    'worker_processes 1;',
-    `pid ${join(prefix, 'nginx.pid')};`,
-    `error_log ${join(prefix, 'error.log')};`,
-    ...extra,
-    'events {}',
-    'http {',
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-      (kind) => `  ${kind}_temp_path ${join(prefix, `${kind}_temp`)};`,
-    ),
-    `  include ${serverFile};`,
-    '}',
-    '',
-  ].join('\n');
-}
 
 /**
  * platform.conf with its logs in `prefix`: a process started by Node has a socket, not a pipe, as stdout and
@@ -630,7 +611,7 @@ describe.skipIf(NGINX === undefined)('nginx', () => {
     const prefix = mkdtempSync(join(tmpdir(), 'platform-nginx-'));
     try {
       writeFileSync(join(prefix, 'platform.conf'), withLogsIn(prefix, read(PLATFORM_CONF)));
-      writeFileSync(join(prefix, 'nginx.conf'), mainConfig(prefix, join(prefix, 'platform.conf')));
+      writeFileSync(join(prefix, 'nginx.conf'), nginxTestConfig(prefix, join(prefix, 'platform.conf')));
       const result = spawnSync(
         NGINX ?? 'nginx',
         ['-t', '-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')],
@@ -684,7 +665,9 @@ describe.skipIf(NGINX === undefined)('nginx', () => {
       writeFileSync(join(prefix, 'platform.conf'), withLogsIn(prefix, text));
       writeFileSync(
         join(prefix, 'nginx.conf'),
-        mainConfig(prefix, join(prefix, 'platform.conf'), ['daemon off;', 'master_process off;']),
+        nginxTestConfig(prefix, join(prefix, 'platform.conf'), {
+          main: ['daemon off;', 'master_process off;'],
+        }),
       );
       nginx = spawn(
         NGINX ?? 'nginx',
@@ -876,7 +859,7 @@ const PLATFORM_TARGETS: Record<string, string> = {
   'platform-logs-prod': '-p quintet -f deploy/docker-compose.prod.yml logs -f',
   'platform-config': '-p quintet-dev -f deploy/docker-compose.yml config',
 };
-const MAKE = executable('make');
+const MAKE = findExecutable('make');
 if (MAKE === undefined) console.warn('platform deploy: the make targets SKIPPED: make is not installed');
 
 describe.skipIf(MAKE === undefined)('Makefile (platform targets)', () => {
@@ -974,7 +957,7 @@ describe.skipIf(MAKE === undefined)('Makefile (platform targets)', () => {
 // --- Optional: the compose CLI and promtool ---------------------------------------------------------------
 
 const COMPOSE_V2 = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
-const COMPOSE_V1 = executable('docker-compose');
+const COMPOSE_V1 = findExecutable('docker-compose');
 const COMPOSE: string[] | undefined = COMPOSE_V2
   ? ['docker', 'compose']
   : COMPOSE_V1
@@ -985,7 +968,7 @@ if (COMPOSE === undefined) {
     'platform deploy: `docker compose config` SKIPPED: neither docker compose nor docker-compose is installed',
   );
 }
-const PROMTOOL = executable('promtool');
+const PROMTOOL = findExecutable('promtool');
 if (PROMTOOL === undefined)
   console.warn('platform deploy: `promtool check config` SKIPPED: promtool is not installed');
 

@@ -9,7 +9,15 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { type NginxDirective, nginxNamed, nginxSizeBytes, parseNginx } from '@quintet/kernel/testing-deploy';
+import {
+  findExecutable,
+  type NginxDirective,
+  nginxBinary,
+  nginxNamed,
+  nginxSizeBytes,
+  nginxTestConfig,
+  parseNginx,
+} from '@quintet/kernel/testing-deploy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig, StartupRefusedError } from '../src/config.js';
@@ -139,14 +147,6 @@ const CONFIGURATION_TABLE = [
 
 function read(path: string): string {
   return readFileSync(path, 'utf8');
-}
-
-function executable(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, name);
-    if (dir !== '' && existsSync(candidate)) return candidate;
-  }
-  return undefined;
 }
 
 /** A local HTTP server answering `status` on `path`; for the probes of the Dockerfile and the compose files. */
@@ -534,28 +534,9 @@ describe.each(Object.entries(NGINX_FILES))('deploy/nginx/%s', (file, expected) =
   });
 });
 
-const NGINX = executable('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined);
+const NGINX = nginxBinary();
 if (NGINX === undefined)
   console.warn('deploy: `nginx -t` and the live proxy checks skipped: nginx is not installed');
-
-/** A main nginx.conf around `serverFile` with every writable path under `prefix`. */
-function mainConfig(prefix: string, serverFile: string, extra: string[] = []): string {
-  return [
-    'worker_processes 1;',
-    `pid ${join(prefix, 'nginx.pid')};`,
-    `error_log ${join(prefix, 'error.log')};`,
-    ...extra,
-    'events {}',
-    'http {',
-    '  access_log off;',
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-      (kind) => `  ${kind}_temp_path ${join(prefix, `${kind}_temp`)};`,
-    ),
-    `  include ${serverFile};`,
-    '}',
-    '',
-  ].join('\n');
-}
 
 /** The config with its upstream pointed at 127.0.0.1:`upstreamPort` and (optionally) its listen port changed. */
 function stubbed(file: string, upstreamPort: number, listenPort?: number): string {
@@ -572,7 +553,10 @@ describe.skipIf(NGINX === undefined)('nginx', () => {
     const prefix = await mkdtemp(join(tmpdir(), 'rag-nginx-'));
     try {
       await writeFile(join(prefix, file), stubbed(file, 8000));
-      await writeFile(join(prefix, 'nginx.conf'), mainConfig(prefix, join(prefix, file)));
+      await writeFile(
+        join(prefix, 'nginx.conf'),
+        nginxTestConfig(prefix, join(prefix, file), { http: ['access_log off;'] }),
+      );
       const result = spawnSync(
         NGINX ?? 'nginx',
         ['-t', '-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf')],
@@ -627,7 +611,10 @@ describe.skipIf(NGINX === undefined)('nginx', () => {
       await writeFile(join(prefix, 'rag.prod.conf'), stubbed('rag.prod.conf', backendPort, proxyPort));
       await writeFile(
         join(prefix, 'nginx.conf'),
-        mainConfig(prefix, join(prefix, 'rag.prod.conf'), ['daemon off;', 'master_process off;']),
+        nginxTestConfig(prefix, join(prefix, 'rag.prod.conf'), {
+          main: ['daemon off;', 'master_process off;'],
+          http: ['access_log off;'],
+        }),
       );
       nginx = spawn(
         NGINX ?? 'nginx',
@@ -1049,7 +1036,7 @@ describe('services/rag/secrets.example', () => {
   });
 });
 
-const OPENSSL = executable('openssl');
+const OPENSSL = findExecutable('openssl');
 if (OPENSSL === undefined)
   console.warn('deploy: the self-signed certificate command skipped: openssl is not installed');
 
@@ -1226,7 +1213,7 @@ const RAG_TARGETS: Record<string, string> = {
   demo: 'docker compose -f deploy/rag/docker-compose.demo.yml up -d --build',
   'demo-down': 'docker compose -f deploy/rag/docker-compose.demo.yml down',
 };
-const MAKE = executable('make');
+const MAKE = findExecutable('make');
 if (MAKE === undefined) console.warn('deploy: running the make targets skipped: make is not installed');
 
 describe('Makefile (rag targets)', () => {
