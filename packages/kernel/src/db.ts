@@ -80,10 +80,23 @@ export interface OpenDatabaseOptions {
 /** `shared_buffers` of embedded PGlite unless a caller chooses otherwise (see OpenDatabaseOptions). */
 export const DEFAULT_PGLITE_SHARED_BUFFERS = '16MB';
 
+/** Connections of a Database now: PostgreSQL's pool, or PGlite's one embedded connection. */
+export interface ConnectionStats {
+  /** connections open */
+  total: number;
+  idle: number;
+  /** queries waiting for a connection */
+  waiting: number;
+  /** the pool's maximum */
+  max: number;
+}
+
 /** An open database: the Kysely handle plus health, migrations and shutdown. */
 export interface Database<DB> {
   readonly kysely: Kysely<DB>;
   readonly dialect: SqlDialect;
+  /** the connection pool's state (for health endpoints and metrics) */
+  connections(): ConnectionStats;
   /** one cheap round trip; rejects when the database is unreachable */
   ping(): Promise<void>;
   /**
@@ -136,9 +149,15 @@ async function openPostgres<DB>(url: string, options: OpenDatabaseOptions): Prom
     });
   });
   const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-  const database = createDatabase(kysely, 'postgres', async () => {
-    if (!pool.ending && !pool.ended) await pool.end();
-  });
+  const max = options.poolSize ?? DEFAULT_POOL_SIZE;
+  const database = createDatabase(
+    kysely,
+    'postgres',
+    async () => {
+      if (!pool.ending && !pool.ended) await pool.end();
+    },
+    () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max }),
+  );
   if (options.vector) {
     try {
       await sql`create extension if not exists vector`.execute(kysely);
@@ -170,13 +189,19 @@ async function openPglite<DB>(options: OpenDatabaseOptions): Promise<Database<DB
   }
   const opened = engine;
   const kysely = new Kysely<DB>({ dialect: new PgliteDialect(opened) });
-  return createDatabase(kysely, 'pglite', async () => {
-    try {
-      if (!opened.closed) await opened.close();
-    } finally {
-      releaseLock();
-    }
-  });
+  return createDatabase(
+    kysely,
+    'pglite',
+    async () => {
+      try {
+        if (!opened.closed) await opened.close();
+      } finally {
+        releaseLock();
+      }
+    },
+    // One embedded connection; statements queue inside PGlite, not in a pool.
+    () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
+  );
 }
 
 /** Starts PGlite, loading the template into a database not yet initialised, or running initdb without one. */
@@ -282,11 +307,13 @@ function createDatabase<DB>(
   kysely: Kysely<DB>,
   dialect: SqlDialect,
   release: () => Promise<void>,
+  connections: () => ConnectionStats,
 ): Database<DB> {
   let closing: Promise<void> | undefined;
   return {
     kysely,
     dialect,
+    connections,
     async ping() {
       await sql`select 1`.execute(kysely);
     },

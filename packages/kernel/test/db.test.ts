@@ -133,6 +133,17 @@ for (const backend of backends) {
       expect(db.dialect).toBe(backend.name === 'PostgreSQL' ? 'postgres' : 'pglite');
     });
 
+    it('reports its connections: the pool on PostgreSQL, the one embedded connection on PGlite', async () => {
+      await db.ping();
+      const stats = db.connections();
+      if (backend.name === 'PostgreSQL') {
+        expect(stats.max).toBe(10);
+        expect(stats.total).toBeGreaterThanOrEqual(1);
+        expect(stats.idle).toBeLessThanOrEqual(stats.total);
+        expect(stats.waiting).toBe(0);
+      } else expect(stats).toEqual({ total: 1, idle: 1, waiting: 0, max: 1 });
+    });
+
     it('applies migrations once, in order, and records them per namespace', async () => {
       expect(await db.migrate('notes', NOTES)).toEqual(['001_notes', '002_counter']);
       expect(await db.migrate('notes', NOTES)).toEqual([]);

@@ -45,7 +45,7 @@ async function storageWritable(runtime: AllocatorRuntime): Promise<boolean> {
   }
 }
 
-/** pool sizes of /health.database.pool (PGlite is one embedded connection) */
+/** pool sizes of /health.database.pool */
 function poolSnapshot(runtime: AllocatorRuntime): {
   size: number;
   max: number;
@@ -53,20 +53,8 @@ function poolSnapshot(runtime: AllocatorRuntime): {
   idle: number;
   waiting: number;
 } {
-  const { config } = runtime;
-  if (runtime.database.dialect === 'pglite') return { size: 1, max: 1, active: 0, idle: 1, waiting: 0 };
-  const pool = (
-    runtime.database as unknown as { pool?: { totalCount: number; idleCount: number; waitingCount: number } }
-  ).pool;
-  const total = pool?.totalCount ?? 0;
-  const idle = pool?.idleCount ?? 0;
-  return {
-    size: total,
-    max: config.dbPoolSize + config.dbMaxOverflow,
-    active: total - idle,
-    idle,
-    waiting: pool?.waitingCount ?? 0,
-  };
+  const { total, idle, waiting, max } = runtime.database.connections();
+  return { size: total, max, active: total - idle, idle, waiting };
 }
 
 /** GET /ready's body and status. */
