@@ -26,6 +26,7 @@ import {
   type Dialect,
   type Driver,
   Kysely,
+  type KyselyConfig,
   PostgresAdapter,
   PostgresDialect,
   PostgresIntrospector,
@@ -75,6 +76,25 @@ export interface OpenDatabaseOptions {
    * operating system caches the files underneath anyway.
    */
   sharedBuffers?: string;
+  /** told the statement kind (`select`, `insert`, `update`, `delete`, `other`) and duration of every query */
+  onQuery?: (operation: QueryOperation, seconds: number) => void;
+}
+
+export type QueryOperation = 'select' | 'insert' | 'update' | 'delete' | 'other';
+
+const QUERY_OPERATIONS = new Set<string>(['select', 'insert', 'update', 'delete']);
+
+/** Kysely's log hook as `onQuery` calls (failed queries are timed too). */
+function queryLog(onQuery: OpenDatabaseOptions['onQuery']): KyselyConfig['log'] {
+  if (onQuery === undefined) return undefined;
+  return (event) => {
+    // The leading keyword; a statement starting with a CTE (`with …`) counts as `other`.
+    const keyword = /^\s*(\w+)/.exec(event.query.sql)?.[1]?.toLowerCase() ?? '';
+    onQuery(
+      QUERY_OPERATIONS.has(keyword) ? (keyword as QueryOperation) : 'other',
+      event.queryDurationMillis / 1000,
+    );
+  };
 }
 
 /** `shared_buffers` of embedded PGlite unless a caller chooses otherwise (see OpenDatabaseOptions). */
@@ -148,7 +168,7 @@ async function openPostgres<DB>(url: string, options: OpenDatabaseOptions): Prom
       options.logger?.debug({ err: error }, 'database connection lost during a query');
     });
   });
-  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: queryLog(options.onQuery) });
   const max = options.poolSize ?? DEFAULT_POOL_SIZE;
   const database = createDatabase(
     kysely,
@@ -188,7 +208,7 @@ async function openPglite<DB>(options: OpenDatabaseOptions): Promise<Database<DB
     throw error;
   }
   const opened = engine;
-  const kysely = new Kysely<DB>({ dialect: new PgliteDialect(opened) });
+  const kysely = new Kysely<DB>({ dialect: new PgliteDialect(opened), log: queryLog(options.onQuery) });
   return createDatabase(
     kysely,
     'pglite',

@@ -144,6 +144,19 @@ for (const backend of backends) {
       } else expect(stats).toEqual({ total: 1, idle: 1, waiting: 0, max: 1 });
     });
 
+    it('tells onQuery the kind and duration of each query', async () => {
+      const seen: [string, number][] = [];
+      const timed = await backend.open({ onQuery: (operation, seconds) => seen.push([operation, seconds]) });
+      try {
+        await timed.ping();
+        await sql`with one as (select 1) select * from one`.execute(timed.kysely);
+      } finally {
+        await timed.close();
+      }
+      expect(seen.map(([operation]) => operation).slice(-2)).toEqual(['select', 'other']);
+      for (const [, seconds] of seen) expect(seconds).toBeGreaterThanOrEqual(0);
+    });
+
     it('applies migrations once, in order, and records them per namespace', async () => {
       expect(await db.migrate('notes', NOTES)).toEqual(['001_notes', '002_counter']);
       expect(await db.migrate('notes', NOTES)).toEqual([]);

@@ -186,7 +186,9 @@ export async function createRuntime(
   await mkdir(config.tmpDir, { recursive: true });
   const storage = new FileStorage(config.storagePath);
   await storage.ensureRoot();
+  const metrics = createAllocatorMetrics();
   const catalogOptions = {
+    onQuery: (operation: string, seconds: number) => metrics.dbQueryDuration.observe({ operation }, seconds),
     databaseUrl: config.databaseUrl,
     pgliteDir: options.inMemoryDatabase ? undefined : join(config.dataDir, 'pglite'),
     poolSize: config.dbPoolSize + config.dbMaxOverflow,
@@ -212,7 +214,6 @@ export async function createRuntime(
     closers.push(() => mediaEmbedder.close());
     const textEmbedder = await setupTextEmbedder(config, namedLogger(logger, 'allocator.documents'));
     closers.push(() => textEmbedder.close());
-    const metrics = createAllocatorMetrics();
     const partial = {
       config,
       logger,

@@ -3,7 +3,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Database, type Migration, openDatabase, redactDatabaseUrl } from '@quintet/kernel/db';
+import {
+  type Database,
+  type Migration,
+  type OpenDatabaseOptions,
+  openDatabase,
+  redactDatabaseUrl,
+} from '@quintet/kernel/db';
 import type { Logger } from '@quintet/kernel/log';
 import { type ColumnType, type Generated, type Kysely, sql } from 'kysely';
 
@@ -230,6 +236,8 @@ export interface CatalogOptions {
   poolSize: number;
   embeddingDim: number;
   logger?: Logger;
+  /** every query's kind and duration (db_query_duration_seconds) */
+  onQuery?: OpenDatabaseOptions['onQuery'];
 }
 
 /** Opens the catalog database with pgvector; PostgreSQL without pgvector is refused with a clear message. */
@@ -242,6 +250,7 @@ export async function openCatalog(options: CatalogOptions): Promise<Database<Cat
       poolSize: options.poolSize,
       applicationName: 'file-allocator',
       ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.onQuery === undefined ? {} : { onQuery: options.onQuery }),
     });
   } catch (error) {
     const message = (error as Error).message ?? '';

@@ -86,6 +86,8 @@ describe('operations endpoints', () => {
     expect(response.body).toContain('# TYPE job_processing_duration_seconds histogram');
     expect(response.body).toContain('queue_depth{job_type="media"}');
     expect(response.body).toMatch(/^active_workers 2$/m);
+    // Every catalog query is timed by its kind.
+    expect(response.body).toMatch(/^db_query_duration_seconds_count\{operation="select"\} [1-9]\d*$/m);
   });
 
   test('unknown routes are 404 and wrong methods 405 with Allow, in the error body', async () => {
