@@ -10,7 +10,7 @@ import { createBullJobQueue } from '@quintet/kernel/queue';
 import type { ThreadPool } from '@quintet/kernel/thread-pool';
 import { type Selectable, sql } from 'kysely';
 import type { AllocatorRuntime, JobDispatcher } from '../runtime.js';
-import type { AssetStatus, JobTable, JobType } from './database.js';
+import type { AssetStatus, JobTable } from './database.js';
 import { TransientProcessingError } from './errors.js';
 import { recordLineage } from './lineage.js';
 import { JOB_TYPES } from './metrics.js';
@@ -641,7 +641,6 @@ export class JobRunner {
         .where('status', 'in', open)
         .execute();
     });
-    this.runtime.metrics.deadLetterDepth.inc({ job_type: job.job_type as JobType });
   }
 }
 
