@@ -44,7 +44,7 @@ const WARNING_EVENTS = new Set([
   'heartbeat_failed',
   'storage_unexpected_entry',
 ]);
-const ERROR_EVENTS = new Set(['integrity_check_failed', 'shred_failed']);
+const ERROR_EVENTS = new Set(['integrity_check_failed', 'shred_failed', 'download_release_failed']);
 
 /**
  * A domain log callback writing `event` lines at a level that fits the event; a line written while a request is

@@ -640,6 +640,14 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
     }
   }
 
+  /** A reader that cannot be released leaves its blob to the expired-blob sweep (the name carries the expiry). */
+  function logReleaseFailure(uploadId: string, err: unknown): void {
+    log('download_release_failed', {
+      upload_id: uploadId,
+      error: errnoCode(err) ?? String((err as Error)?.message ?? err),
+    });
+  }
+
   async function shredBlob(blob: string, reason: 'burned' | 'deleted'): Promise<void> {
     if (blobExpiry(blob) === null) return;
     try {
@@ -716,19 +724,28 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
         const uploadId = uploadIdPrefix(found.id);
         if (burned) log('file_burned', { upload_id: uploadId, reason: 'uses_exhausted' });
 
+        // This download is a reader of the blob until its stream ends; the last reader of a burned upload
+        // shreds it (an earlier use may still be streaming when the last use is taken, on any instance).
+        let released = false;
+        const release = async (): Promise<void> => {
+          if (released) return;
+          released = true;
+          const toShred = await store.release(found.id);
+          if (toShred !== null) await shredBlob(toShred, 'burned');
+        };
         let reader: Awaited<ReturnType<typeof openBlobReader>>;
         try {
           // The name comes from the store; only a well-formed blob name is ever joined to STORAGE_PATH.
           if (blobExpiry(blob) === null) throw new AuthenticationError('the record names no valid blob');
           reader = await openBlobReader(join(config.storagePath, blob), keys.fileKey);
         } catch (err) {
+          await release().catch((releaseError: unknown) => logReleaseFailure(uploadId, releaseError));
           if (!(err instanceof AuthenticationError) && errnoCode(err) !== 'ENOENT') throw err;
           metrics.integrityFailure?.();
           log('integrity_check_failed', {
             upload_id: uploadId,
             reason: err instanceof AuthenticationError ? 'authentication' : 'blob_missing',
           });
-          if (burned) await shredBlob(blob, 'burned');
           throw new IntegrityError('The stored file failed authentication');
         }
 
@@ -755,18 +772,12 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
           }
         }
         const body = Readable.from(plaintext(), { objectMode: false });
-        body.once('close', () => rest.destroy());
-        if (burned) {
-          let shredded = false;
-          const shredOnce = (): void => {
-            if (shredded) return;
-            shredded = true;
-            rest.destroy();
-            void shredBlob(blob, 'burned');
-          };
-          body.once('close', shredOnce);
-          body.once('end', shredOnce);
-        }
+        const finish = (): void => {
+          rest.destroy();
+          release().catch((releaseError: unknown) => logReleaseFailure(uploadId, releaseError));
+        };
+        body.once('close', finish);
+        body.once('end', finish);
         metrics.downloadStarted?.(burned);
         return {
           ok: true,

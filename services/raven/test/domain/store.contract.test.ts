@@ -132,7 +132,9 @@ function storeContract(name: string, makeHarness: () => Promise<StoreHarness>) {
       const { id, record } = await create({ uses: 3 });
       const first = await store.consume(id);
       expect(first).toEqual({ kind: 'ok', record, remaining: 2, burned: false });
+      expect(await store.release(id)).toBeNull();
       expect(await store.consume(id)).toMatchObject({ kind: 'ok', remaining: 1, burned: false });
+      expect(await store.release(id)).toBeNull();
       const last = await store.consume(id);
       // The last use still hands out everything needed to decrypt and shred.
       expect(last).toEqual({ kind: 'ok', record: { ...record, uses: 1 }, remaining: 0, burned: true });
@@ -140,6 +142,9 @@ function storeContract(name: string, makeHarness: () => Promise<StoreHarness>) {
       const tombstone = { ...record, state: 'burned', uses: 0, meta: null, salt: null };
       expect(await store.getUpload(id)).toEqual(tombstone);
       expect(await store.consume(id)).toEqual({ kind: 'exhausted', record: tombstone });
+      // The blob stays referenced while its last reader streams; releasing hands it over for shredding once.
+      expect(await store.hasBlobReference(record.blob)).toBe(true);
+      expect(await store.release(id)).toBe(record.blob);
       expect(await store.hasBlobReference(record.blob)).toBe(false);
 
       const dump = await h.dump();
@@ -149,6 +154,29 @@ function storeContract(name: string, makeHarness: () => Promise<StoreHarness>) {
         UPLOAD_FIELDS.filter((f) => f !== 'meta' && f !== 'salt').sort(),
       );
       expect(hash?.pttl).toBeGreaterThan(55_000);
+    });
+
+    it('hands the blob of a burned upload to the last reader to finish, not to the one that took the last use', async () => {
+      const { id, record } = await create({ uses: 2 });
+      expect(await store.consume(id)).toMatchObject({ kind: 'ok', burned: false });
+      expect(await store.consume(id)).toMatchObject({ kind: 'ok', burned: true });
+      // The last use's download ends first: the first one is still streaming the blob.
+      expect(await store.release(id)).toBeNull();
+      expect(await store.hasBlobReference(record.blob)).toBe(true);
+      expect(await store.release(id)).toBe(record.blob);
+      expect(await store.release(id)).toBeNull();
+      expect(await store.release(newId())).toBeNull();
+    });
+
+    it('defers the shred of a deleted upload until its downloads finish', async () => {
+      const { id, record } = await create({ uses: 3 });
+      expect(await store.consume(id)).toMatchObject({ kind: 'ok' });
+      expect(await store.burn(id)).toEqual({ kind: 'burned', blob: null });
+      expect(await store.consume(id)).toMatchObject({ kind: 'exhausted' });
+      expect(await store.hasBlobReference(record.blob)).toBe(true);
+      expect(await store.release(id)).toBe(record.blob);
+      expect(await store.hasBlobReference(record.blob)).toBe(false);
+      expect(await store.burn(id)).toEqual({ kind: 'burned', blob: null });
     });
 
     it('answers unknown for an id that never existed', async () => {
@@ -169,6 +197,8 @@ function storeContract(name: string, makeHarness: () => Promise<StoreHarness>) {
         expect(r.record.meta).toBe(record.meta);
         expect(r.record.salt).toBe(record.salt);
       }
+      const released = await Promise.all(ok.map(() => store.release(id)));
+      expect(released.filter((blob) => blob !== null)).toEqual([record.blob]);
       expect(await store.hasBlobReference(record.blob)).toBe(false);
     });
 
@@ -199,6 +229,7 @@ function storeContract(name: string, makeHarness: () => Promise<StoreHarness>) {
 
       const used = await create({ uses: 1 });
       await store.consume(used.id);
+      await store.release(used.id);
       expect(await store.burn(used.id)).toEqual({ kind: 'burned', blob: null });
     });
 

@@ -203,6 +203,35 @@ describe('upload, preview, download, burn (cases 2-5, 10-12)', () => {
     await waitFor(() => files(h.storage).length === 0);
   });
 
+  it('lets an earlier download finish intact when a later one takes the last use and ends first', async () => {
+    const h = setup();
+    const receipt = await upload(h.service, PDF, { uses: 2 });
+    const earlier = await h.service.download(receipt.key, null, 'c1');
+    const last = await h.service.download(receipt.key, null, 'c1');
+    if (!earlier.ok || !last.ok) throw new Error('download refused');
+    expect([earlier.value.burned, last.value.burned]).toEqual([false, true]);
+    expect(sha256(await readAll(last.value.body))).toBe(receipt.sha256);
+    // The blob must survive the last use's stream while the earlier one has not read a byte yet.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(files(h.storage)).toHaveLength(1);
+    expect(sha256(await readAll(earlier.value.body))).toBe(receipt.sha256);
+    await waitFor(() => files(h.storage).length === 0);
+  });
+
+  it('deleting an upload mid-download lets that download finish, then shreds the blob', async () => {
+    const h = setup();
+    const receipt = await upload(h.service, PDF, { uses: 3 });
+    const reading = await h.service.download(receipt.key, null, 'c1');
+    if (!reading.ok) throw new Error(reading.failure.kind);
+    expect(await h.service.remove(receipt.key, null, 'c1')).toEqual({ ok: true, value: undefined });
+    expect(await h.service.download(receipt.key, null, 'c1')).toEqual({
+      ok: false,
+      failure: { kind: 'burned' },
+    });
+    expect(sha256(await readAll(reading.value.body))).toBe(receipt.sha256);
+    await waitFor(() => files(h.storage).length === 0);
+  });
+
   it('keeps keys, filenames and content out of the store and the logs (case 23)', async () => {
     const h = setup();
     const secretName = 'quarterly-secret-report.pdf';

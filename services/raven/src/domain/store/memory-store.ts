@@ -89,9 +89,22 @@ export class MemoryRavenStore implements RavenStore {
     if (hash.get('state') !== 'active' || !(uses > 0)) return { kind: 'exhausted', record: before };
     const remaining = uses - 1;
     hash.set('uses', String(remaining));
+    hash.set('readers', String(Number(hash.get('readers') ?? 0) + 1));
     const burned = remaining <= 0;
     if (burned) this.#toTombstone(hash);
     return { kind: 'ok', record: before, remaining, burned };
+  }
+
+  async release(id: string): Promise<string | null> {
+    const hash = this.#hash(this.#uploadKey(id));
+    if (!hash) return null;
+    const readers = Number(hash.get('readers') ?? 0) - 1;
+    if (readers > 0) {
+      hash.set('readers', String(readers));
+      return null;
+    }
+    hash.delete('readers');
+    return hash.get('state') === 'burned' ? this.#dropBlobReference(hash) : null;
   }
 
   async preview(id: string): Promise<PreviewResult> {
@@ -108,7 +121,9 @@ export class MemoryRavenStore implements RavenStore {
     if (!hash) return { kind: 'unknown' };
     if (hash.get('state') === 'burned') return { kind: 'burned', blob: null };
     hash.set('uses', '0');
-    return { kind: 'burned', blob: this.#toTombstone(hash) };
+    this.#toTombstone(hash);
+    if (Number(hash.get('readers') ?? 0) > 0) return { kind: 'burned', blob: null };
+    return { kind: 'burned', blob: this.#dropBlobReference(hash) };
   }
 
   async recordFailure(
@@ -215,13 +230,17 @@ export class MemoryRavenStore implements RavenStore {
     return entry?.kind === 'hash' ? entry.value : undefined;
   }
 
-  /** state=burned, meta and salt removed, blob reference deleted; the hash keeps its expiry. Returns the blob. */
-  #toTombstone(hash: Map<string, string>): string | null {
+  /** state=burned, meta and salt removed; the hash keeps its expiry (and the blob reference stays for now). */
+  #toTombstone(hash: Map<string, string>): void {
     hash.set('state', 'burned');
     hash.delete('meta');
     hash.delete('salt');
+  }
+
+  /** Deletes the blob reference; returns the blob when this call removed it (so it is shredded once). */
+  #dropBlobReference(hash: Map<string, string>): string | null {
     const blob = hash.get('blob') ?? null;
-    if (blob !== null) this.#data.delete(this.#blobKey(blob));
+    if (blob === null || !this.#data.delete(this.#blobKey(blob))) return null;
     return blob;
   }
 }

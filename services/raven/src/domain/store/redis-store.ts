@@ -27,21 +27,32 @@ redis.call('PEXPIREAT', KEYS[2], ARGV[1])
 return 1
 `);
 
-// KEYS: upload hash. ARGV: blob reference key prefix (the blob name is only known inside the script).
-// Reply: {0} unknown | {1, fields} exhausted | {2, fields before the decrement, uses left}.
+// KEYS: upload hash. Reply: {0} unknown | {1, fields} exhausted | {2, fields before the decrement, uses left}.
+// The blob reference stays until the last reader releases (RELEASE).
 const CONSUME = new RedisScript(`
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {0} end
 local uses = tonumber(redis.call('HGET', KEYS[1], 'uses')) or 0
 if redis.call('HGET', KEYS[1], 'state') ~= 'active' or uses <= 0 then return {1, fields} end
 local left = redis.call('HINCRBY', KEYS[1], 'uses', -1)
+redis.call('HINCRBY', KEYS[1], 'readers', 1)
 if left <= 0 then
-  local blob = redis.call('HGET', KEYS[1], 'blob')
   redis.call('HSET', KEYS[1], 'state', 'burned')
   redis.call('HDEL', KEYS[1], 'meta', 'salt')
-  if blob then redis.call('DEL', ARGV[1] .. blob) end
 end
 return {2, fields, left}
+`);
+
+// KEYS: upload hash. ARGV: blob reference key prefix. Reply: the blob to shred, or false.
+const RELEASE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local readers = redis.call('HINCRBY', KEYS[1], 'readers', -1)
+if readers > 0 then return false end
+redis.call('HDEL', KEYS[1], 'readers')
+if redis.call('HGET', KEYS[1], 'state') ~= 'burned' then return false end
+local blob = redis.call('HGET', KEYS[1], 'blob')
+if blob and redis.call('DEL', ARGV[1] .. blob) == 1 then return blob end
+return false
 `);
 
 // KEYS: upload hash. Reply: 0 unknown, 1 flipped, 2 already previewed.
@@ -53,13 +64,15 @@ redis.call('HSET', KEYS[1], 'previewed', '1')
 return 1
 `);
 
-// KEYS: upload hash. ARGV: blob reference key prefix. Reply: {0} unknown | {1} tombstone already | {1, blob}.
+// KEYS: upload hash. ARGV: blob reference key prefix. Reply: {0} unknown | {1} tombstone already, or readers
+// still streaming (the last one shreds) | {1, blob}.
 const BURN = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 if redis.call('HGET', KEYS[1], 'state') == 'burned' then return {1} end
 local blob = redis.call('HGET', KEYS[1], 'blob')
 redis.call('HSET', KEYS[1], 'state', 'burned', 'uses', '0')
 redis.call('HDEL', KEYS[1], 'meta', 'salt')
+if (tonumber(redis.call('HGET', KEYS[1], 'readers')) or 0) > 0 then return {1} end
 if blob then
   redis.call('DEL', ARGV[1] .. blob)
   return {1, blob}
@@ -141,6 +154,11 @@ export class RedisRavenStore implements RavenStore {
       return { kind: 'ok', record: recordFrom(reply[1]), remaining, burned: remaining <= 0 };
     }
     return { kind: 'unknown' };
+  }
+
+  async release(id: string): Promise<string | null> {
+    const reply = await RELEASE.run(this.#redis, [this.#uploadKey(id)], [this.#blobKey('')]);
+    return typeof reply === 'string' ? reply : null;
   }
 
   async preview(id: string): Promise<PreviewResult> {

@@ -42,7 +42,10 @@ export type ConsumeResult =
 
 export type PreviewResult = 'unknown' | 'flipped' | 'already';
 
-/** `blob` is the blob to shred, or null when the upload already was a tombstone. */
+/**
+ * `blob` is the blob to shred now, or null when the upload already was a tombstone or downloads are still
+ * reading it (the last of them to finish gets it from `release`).
+ */
 export type BurnResult = { kind: 'unknown' } | { kind: 'burned'; blob: string | null };
 
 export interface FailureResult {
@@ -61,11 +64,23 @@ export interface RavenStore {
    */
   createUpload(id: string, record: UploadRecord, expiresAtMs: number): Promise<boolean>;
   getUpload(id: string): Promise<UploadRecord | null>;
-  /** Takes one use atomically; the last use turns the record into a tombstone and drops the blob reference. */
+  /**
+   * Takes one use atomically and registers the caller as a reader of the blob (the hash's `readers` field);
+   * the last use turns the record into a tombstone. Every 'ok' must be followed by one `release`.
+   */
   consume(id: string): Promise<ConsumeResult>;
+  /**
+   * Ends a reader registered by `consume`. When it was the last reader of a burned upload, the blob reference
+   * is dropped and the blob is returned for shredding; otherwise null. A shred never overwrites a blob that
+   * another download (on any instance) is still streaming.
+   */
+  release(id: string): Promise<string | null>;
   /** Flips `previewed` 0 → 1 atomically; 'flipped' only for the call that flipped it. */
   preview(id: string): Promise<PreviewResult>;
-  /** Turns the upload into a tombstone (state burned, no uses, no meta/salt, no blob reference). Idempotent. */
+  /**
+   * Turns the upload into a tombstone (state burned, no uses, no meta/salt). The blob reference is dropped
+   * now, or by the `release` of the last download still reading it. Idempotent.
+   */
   burn(id: string): Promise<BurnResult>;
   /** Counts a failed lookup (TTL refreshed); at `limit` the client is blocked for `blockSeconds`. */
   recordFailure(
