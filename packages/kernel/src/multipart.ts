@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
+import { paceStreamedBytes } from './memory.js';
 
 export interface ReceivedFile {
   field: string;
@@ -191,6 +192,8 @@ export function receiveMultipart(
       }, fail);
     });
     request.on('error', fail);
+    // Same tick as the pipe, so this listener sees every chunk and changes nothing about the flow.
+    request.on('data', (chunk: Buffer) => paceStreamedBytes(chunk.length));
     request.pipe(parser);
   });
 }

@@ -1,7 +1,9 @@
 /**
  * The child side of `workers`: a process started by `WorkerPool` calls `serveJobs(handler)` once, at the
- * top level of its entry module. Kept free of other kernel imports so a child starts as fast as Node allows.
+ * top level of its entry module. Kept free of other kernel imports (but the tiny, built-in-only `memory`) so a
+ * child starts as fast as Node allows.
  */
+import { collectGarbage } from './memory.js';
 
 /** Context given to a job handler. */
 export interface JobContext {
@@ -34,6 +36,11 @@ export interface ServeOptions {
    * warm-up is ignored (the real job will report the problem).
    */
   warmUp?: () => Promise<void>;
+  /**
+   * A long-lived child whose RSS after a job is above this many bytes runs a full garbage collection once the
+   * result is sent, so that the garbage of one big job does not add to the peak of the next (default: never).
+   */
+  collectAboveRssBytes?: number;
 }
 
 /** Serves jobs sent by the parent `WorkerPool`; signals readiness once the caller's module graph has loaded. */
@@ -64,6 +71,12 @@ export function serveJobs(handler: JobHandler, options: ServeOptions = {}): void
       busy = false;
       deliver(send, reply, () => {
         if (message.exitAfter) process.exit(0);
+        if (
+          reply.type === 'result' &&
+          reply.rss > (options.collectAboveRssBytes ?? Number.POSITIVE_INFINITY)
+        ) {
+          collectGarbage();
+        }
       });
     });
   });

@@ -434,3 +434,31 @@ describe('measurements (reported, not asserted)', () => {
     expect(handoff).toHaveLength(15);
   });
 });
+
+describe('collectAboveRssBytes', () => {
+  const collectScript = join(here, 'fixtures', 'collect-worker.mjs');
+  const majorCollections = async (threshold: number): Promise<number[]> => {
+    const pool = makePool({
+      mode: 'forkserver',
+      script: collectScript,
+      env: { COLLECT_ABOVE_RSS_BYTES: String(threshold) },
+    });
+    await pool.start();
+    const counts: number[] = [];
+    for (let job = 0; job < 3; job++) {
+      counts.push((await pool.run<{ major: number }>({}, { timeoutMs: 5000 })).result.major);
+    }
+    return counts;
+  };
+
+  it('a long-lived child whose RSS is above the threshold collects its garbage after each job', async () => {
+    const [first = 0, second = 0, third = 0] = await majorCollections(1);
+    expect(second).toBeGreaterThan(first);
+    expect(third).toBeGreaterThan(second);
+  });
+
+  it('below the threshold it leaves collection to V8', async () => {
+    const counts = await majorCollections(64 * 1024 * 1024 * 1024);
+    expect(new Set(counts).size).toBe(1);
+  });
+});

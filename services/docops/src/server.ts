@@ -1,5 +1,4 @@
 // One DocOps HTTP process: limiter, render-process pool, workspaces, routes; graceful shutdown.
-import { fileURLToPath } from 'node:url';
 import cors from '@fastify/cors';
 import { ConcurrencyGate } from '@quintet/kernel/limits';
 import { type Logger, namedLogger } from '@quintet/kernel/log';
@@ -14,16 +13,14 @@ import { WorkspaceRegistry } from '@quintet/kernel/tmp';
 import { WorkerPool } from '@quintet/kernel/workers';
 import type { FastifyInstance } from 'fastify';
 import type { DocopsConfig } from './config.js';
-import { buildDocx } from './domain/docx/build.js';
 import { findSoffice } from './domain/pdf.js';
-import { defaultPolicy } from './domain/policy.js';
 import { loadSkillRegistry, type SkillRegistry } from './domain/skills.js';
 import { renderDocopsError } from './http/errors.js';
 import { createDocopsMetrics, type DocopsMetrics } from './http/metrics.js';
 import { registerOperationalRoutes } from './http/operational-routes.js';
 import { registerRenderRoutes } from './http/render-routes.js';
 import { registerWebConsole } from './http/web-console.js';
-import { WARM_UP_ENV, type WarmUpMaterial } from './render-job.js';
+import { renderProcessLaunch } from './render-start.js';
 
 /** Everything a route needs, built once per HTTP process. */
 export interface DocopsContext {
@@ -46,33 +43,6 @@ export interface DocopsContext {
 export const WORKSPACE_PREFIX = 'docops-run-';
 const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 
-/**
- * The environment a render process gets: only what it needs, never the server's secrets, plus the material of
- * its warm-up render (a small template, a built-in skill and the default policy).
- */
-function renderProcessEnv(skills: SkillRegistry): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ['PATH', 'LANG', 'LC_ALL', 'TZ', 'HOME']) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  const skill = skills.get('meeting_notice');
-  if (skill) {
-    const material: WarmUpMaterial = {
-      templateBase64: Buffer.from(
-        buildDocx({
-          paragraphs: ['Title: 【MEETING_TITLE】', 'Date: 【MEETING_DATE】', 'Attendees: 【ATTENDEES】'],
-        }),
-      ).toString('base64'),
-      skill,
-      policy: defaultPolicy(),
-      task: { task_type: skill.name, payload: { meeting_title: 'warm-up', attendees: ['a', 'b'] } },
-    };
-    env[WARM_UP_ENV] = JSON.stringify(material);
-  }
-  return env;
-}
-
 export interface RunningServer {
   app: FastifyInstance;
   context: DocopsContext;
@@ -91,14 +61,16 @@ export async function startDocopsServer(
   const metricsRegistry = createMetricsRegistry();
   registerWorkerRegistry(metricsRegistry);
 
+  const launch = renderProcessLaunch(skills, config.workerMode);
   const pool = new WorkerPool({
-    script: fileURLToPath(new URL('./render-process.js', import.meta.url)),
+    script: launch.script,
+    execArgv: launch.execArgv,
     mode: config.workerMode,
     slots: config.maxConcurrency,
     warm: config.workerWarm,
     maxJobsPerWorker: config.workerMaxJobs,
     maxMemoryMb: config.workerMaxMemoryMb,
-    env: renderProcessEnv(skills),
+    env: launch.env,
   });
   const gate = new ConcurrencyGate({
     slots: config.maxConcurrency,

@@ -1,5 +1,6 @@
 // GET /preview/{key}, GET /download/{key}, GET /status/{key}, DELETE /files/{key} (spec §3.9).
 // Link-preview bots are refused first (no store access), then the service checks blocks before any lookup.
+import { paceStreamedBytes } from '@quintet/kernel/memory';
 import { isRedisUnavailable } from '@quintet/kernel/redis';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { contentDisposition } from '../domain/filename.js';
@@ -121,7 +122,10 @@ async function download(request: KeyRequest, reply: FastifyReply, context: Raven
   }
   const file = outcome.value;
   metrics.downloads.inc({ result: 'ok' });
-  file.body.on('data', (chunk: Buffer) => metrics.bytesDownloaded.inc(chunk.length));
+  file.body.on('data', (chunk: Buffer) => {
+    metrics.bytesDownloaded.inc(chunk.length);
+    paceStreamedBytes(chunk.length);
+  });
   return reply
     .code(200)
     .headers({

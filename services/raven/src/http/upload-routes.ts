@@ -2,6 +2,7 @@
 // Checks in order: rate limit → fields known before the file → size cap and type while streaming →
 // remaining fields → empty file → store. Any rejection leaves nothing behind (the session is aborted).
 import type { Readable } from 'node:stream';
+import { paceStreamedBytes } from '@quintet/kernel/memory';
 import { describeRule } from '@quintet/kernel/rate-limit';
 import { isRedisUnavailable } from '@quintet/kernel/redis';
 import busboy from 'busboy';
@@ -143,6 +144,7 @@ class FileFeed {
   consume(stream: Readable): Promise<void> {
     return new Promise<void>((resolve) => {
       stream.on('data', (chunk: Buffer) => {
+        paceStreamedBytes(chunk.length);
         if (this.failed) return;
         this.received += chunk.length;
         const max = this.context.config.maxFileSize;
