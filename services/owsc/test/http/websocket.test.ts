@@ -1,4 +1,5 @@
 // The WebSocket routes of spec §3.7 (§8 cases 30, 31, 32; §7.1 WS rows; §7.2 slow consumer).
+import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -241,6 +242,37 @@ describe('without a message rate limit', () => {
     expect((await slow.closed).reason).toBe('consumer too slow');
     expect(publisher.socket.readyState).toBe(WebSocket.OPEN);
     publisher.close();
+  });
+
+  it('sends every frame one subscriber gets in one turn of the event loop in a single write, in order', async () => {
+    const subscriber = await openSocket(`${server.wsUrl}/ws/effluent`);
+    // Count the writes that reach sockets of this process (the server's and the idle test client's).
+    const prototype = Socket.prototype as unknown as Record<
+      '_write' | '_writev',
+      (...args: unknown[]) => void
+    >;
+    const original = { write: prototype._write, writev: prototype._writev };
+    let writes = 0;
+    prototype._write = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return original.write.apply(this, args);
+    };
+    prototype._writev = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return original.writev.apply(this, args);
+    };
+    try {
+      for (let seq = 0; seq < 20; seq++) server.context.streams.receiveRemote({ species: 'Zn', seq });
+      const received = [];
+      for (let seq = 0; seq < 20; seq++) received.push(await subscriber.next());
+      expect(received.map((message) => (message as { seq: number }).seq)).toEqual([...Array(20).keys()]);
+    } finally {
+      prototype._write = original.write;
+      prototype._writev = original.writev;
+    }
+    // Without the batching: 20 writes, one per frame.
+    expect(writes).toBe(1);
+    subscriber.close();
   });
 
   it('drops a peer that misses two pongs', async () => {
