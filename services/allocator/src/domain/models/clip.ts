@@ -3,7 +3,6 @@
 // outputs L2-normalised; and the zero-shot category of the fallback labeller (§3.6.7).
 import { basename, relative } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { Tensor } from 'onnxruntime-node';
 import sharp from 'sharp';
 import {
   checkTextInputs,
@@ -13,6 +12,7 @@ import {
   floatOutput,
   isRecord,
   l2Normalise,
+  loadedOnnxRuntime,
   loadModelTokenizer,
   type ModelTokenizer,
   openOnnxSession,
@@ -265,6 +265,7 @@ class OnnxClipModel implements ClipModel {
 
   async embedImage(image: Buffer): Promise<Float32Array> {
     const { data, dims } = await clipPixelValues(image, this.preprocessor);
+    const { Tensor } = loadedOnnxRuntime();
     return this.#checked(l2Normalise(await this.#runVision(new Tensor('float32', data, dims))), 'image');
   }
 
@@ -285,6 +286,7 @@ class OnnxClipModel implements ClipModel {
 
   #blankPixels(): ort.Tensor {
     const { cropHeight, cropWidth } = this.preprocessor;
+    const { Tensor } = loadedOnnxRuntime();
     return new Tensor('float32', new Float32Array(3 * cropHeight * cropWidth), [1, 3, cropHeight, cropWidth]);
   }
 

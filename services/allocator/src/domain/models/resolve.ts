@@ -4,8 +4,23 @@
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
-import * as ort from 'onnxruntime-node';
+import type { Tokenizer } from '@huggingface/tokenizers';
+import type * as Ort from 'onnxruntime-node';
+
+// onnxruntime-node is a large native library (tens of MB resident once loaded): with the built-in embedders it
+// is never needed, so it is loaded when the first model is opened, not at start-up.
+let onnxRuntime: typeof Ort | undefined;
+
+async function loadOnnxRuntime(): Promise<typeof Ort> {
+  onnxRuntime ??= await import('onnxruntime-node');
+  return onnxRuntime;
+}
+
+/** The runtime of the sessions opened so far (tensors are only built for an open session). */
+export function loadedOnnxRuntime(): typeof Ort {
+  if (onnxRuntime === undefined) throw new Error('onnxruntime-node is loaded by openOnnxSession first');
+  return onnxRuntime;
+}
 
 /** Values of EMBEDDING_MODEL / TEXT_EMBEDDING_MODEL that select the built-in embedders. */
 const BUILTIN_VALUES = new Set(['builtin', 'builtin-visual-v1', 'builtin-hash-v1']);
@@ -86,7 +101,8 @@ export async function readModelJson(
 }
 
 /** Opens an ONNX file with onnxruntime-node; the error names the file. */
-export async function openOnnxSession(path: string): Promise<ort.InferenceSession> {
+export async function openOnnxSession(path: string): Promise<Ort.InferenceSession> {
+  const ort = await loadOnnxRuntime();
   try {
     return await ort.InferenceSession.create(path, { graphOptimizationLevel: 'all' });
   } catch (error) {
@@ -115,6 +131,7 @@ export async function loadModelTokenizer(dir: string, what: string): Promise<Mod
     throw new Error(`${what} ${dir}: tokenizer.json has no "model" object`);
   }
   if (!isRecord(config)) throw new Error(`${what} ${dir}: tokenizer_config.json is not an object`);
+  const { Tokenizer } = await import('@huggingface/tokenizers');
   let tokenizer: Tokenizer;
   try {
     // Minimal tokenizer.json files may leave out the optional components, which the library requires as keys.
@@ -191,7 +208,7 @@ export function encodeText(
 const TEXT_INPUTS = new Set(['input_ids', 'attention_mask', 'token_type_ids', 'position_ids']);
 
 /** Throws unless the graph takes `input_ids` and only inputs that `textFeeds` fills. */
-export function checkTextInputs(session: ort.InferenceSession, file: string): void {
+export function checkTextInputs(session: Ort.InferenceSession, file: string): void {
   if (!session.inputNames.includes('input_ids')) {
     throw new Error(`${file} has no input_ids input (inputs: ${session.inputNames.join(', ')})`);
   }
@@ -201,11 +218,11 @@ export function checkTextInputs(session: ort.InferenceSession, file: string): vo
 
 /** Feeds for a text graph: `input_ids` and, when the graph declares them, the mask, zero type ids and positions. */
 export function textFeeds(
-  session: ort.InferenceSession,
+  session: Ort.InferenceSession,
   ids: readonly number[],
   mask: readonly number[],
-): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
+): Record<string, Ort.Tensor> {
+  const feeds: Record<string, Ort.Tensor> = {};
   session.inputNames.forEach((name, index) => {
     const values =
       name === 'input_ids'
@@ -221,14 +238,15 @@ export function textFeeds(
 }
 
 function integerTensor(
-  metadata: ort.InferenceSession.ValueMetadata | undefined,
+  metadata: Ort.InferenceSession.ValueMetadata | undefined,
   values: readonly number[],
-): ort.Tensor {
+): Ort.Tensor {
   const dims = [1, values.length];
   // Most exports take int64 token ids; some are converted to int32.
+  const { Tensor } = loadedOnnxRuntime();
   if (metadata?.isTensor && metadata.type === 'int32')
-    return new ort.Tensor('int32', Int32Array.from(values), dims);
-  return new ort.Tensor(
+    return new Tensor('int32', Int32Array.from(values), dims);
+  return new Tensor(
     'int64',
     BigInt64Array.from(values, (value) => BigInt(value)),
     dims,
@@ -236,7 +254,7 @@ function integerTensor(
 }
 
 /** Name of the output to read: the first of `preferred` the graph has, else its first output. */
-export function chooseOutput(session: ort.InferenceSession, preferred: readonly string[]): string {
+export function chooseOutput(session: Ort.InferenceSession, preferred: readonly string[]): string {
   const name =
     preferred.find((candidate) => session.outputNames.includes(candidate)) ?? session.outputNames[0];
   if (name === undefined) throw new Error('the ONNX graph has no outputs');
@@ -244,7 +262,7 @@ export function chooseOutput(session: ort.InferenceSession, preferred: readonly 
 }
 
 /** Static size of the last dimension of an output, or null when it is symbolic or unknown. */
-export function staticLastDimension(session: ort.InferenceSession, outputName: string): number | null {
+export function staticLastDimension(session: Ort.InferenceSession, outputName: string): number | null {
   const metadata = session.outputMetadata[session.outputNames.indexOf(outputName)];
   if (!metadata?.isTensor || metadata.shape.length === 0) return null;
   const last = metadata.shape[metadata.shape.length - 1];
@@ -253,7 +271,7 @@ export function staticLastDimension(session: ort.InferenceSession, outputName: s
 
 /** Float32 data of an output tensor; throws when it is not float32. */
 export function floatOutput(
-  results: ort.InferenceSession.ReturnType,
+  results: Ort.InferenceSession.ReturnType,
   name: string,
 ): { data: Float32Array; dims: readonly number[] } {
   const tensor = results[name];
