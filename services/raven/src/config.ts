@@ -94,6 +94,8 @@ export interface RavenConfig {
   uploadIdleTimeoutSeconds: number;
   maxConcurrentTransfers: number;
   kdfMaxQueue: number;
+  /** upload keys derived ahead of time (0 = derive each upload's key when it arrives) */
+  uploadKeyReserve: number;
   metricsToken: string | undefined;
   /** deprecation notes to log at start-up (e.g. the misspelled health variable) */
   warnings: string[];
@@ -220,6 +222,7 @@ export function loadConfig(env: Env): RavenConfig {
     uploadIdleTimeoutSeconds: envInt(env, 'UPLOAD_IDLE_TIMEOUT_SECONDS', 30, { min: 1 }),
     maxConcurrentTransfers: envInt(env, 'MAX_CONCURRENT_TRANSFERS', 256, { min: 1 }),
     kdfMaxQueue: envInt(env, 'KDF_MAX_QUEUE', 512, { min: 1 }),
+    uploadKeyReserve: envInt(env, 'UPLOAD_KEY_RESERVE', 2, { min: 0, max: 16 }),
     metricsToken: envSecret(env, 'METRICS_TOKEN'),
     warnings,
   };

@@ -59,9 +59,12 @@ export const MAX_KEY_ATTEMPTS = 10;
 export type LookupEndpoint = 'preview' | 'download' | 'status' | 'delete';
 
 /** Optional observation hooks (for Prometheus counters/histograms); none receives a key, filename or content. */
+/** What a scrypt call derived: a looked-up or new upload's master key, a password key, or a reserved upload key. */
+export type KdfPurpose = 'master' | 'password' | 'reserve';
+
 export interface RavenServiceMetrics {
-  /** one scrypt call finished (`purpose`: master key or password key) */
-  kdf?(purpose: 'master' | 'password', seconds: number): void;
+  /** one scrypt call finished */
+  kdf?(purpose: KdfPurpose, seconds: number): void;
   /** the KDF queue was full */
   kdfSaturated?(): void;
   uploadCompleted?(size: number, mimeType: string): void;
@@ -104,6 +107,11 @@ class KdfQueue {
 
   get pending(): number {
     return this.#running + this.#waiting.length;
+  }
+
+  /** Derivations that may run at once. */
+  get slots(): number {
+    return this.concurrency;
   }
 
   async run<T>(job: () => Promise<T>): Promise<T> {
@@ -215,7 +223,7 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
     return store.ensureKdf(newKdfParams(config.kdfLog2n));
   }
 
-  async function timedKdf<T>(purpose: 'master' | 'password', job: () => Promise<T>): Promise<T> {
+  async function timedKdf<T>(purpose: KdfPurpose, job: () => Promise<T>): Promise<T> {
     try {
       return await kdfQueue.run(async () => {
         const started = performance.now();
@@ -228,6 +236,9 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
     } catch (err) {
       if (err instanceof KdfSaturatedError) metrics.kdfSaturated?.();
       throw err;
+    } finally {
+      // Once the queue is idle again the reserve may be topped up (it never delays a request).
+      setImmediate(refillReserve);
     }
   }
 
@@ -245,11 +256,63 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
     return timedKdf('password', () => uploadKeys(master, usalt, password, kdf));
   }
 
+  // Upload keys derived ahead of time. An upload's key is random and owes nothing to its content, so the
+  // scrypt derivation that makes up most of an upload's latency can run before the upload arrives. The reserve
+  // is refilled in the background, one derivation at a time and only while no request waits for the KDF; an
+  // entry is used once, and only with the KDF parameters it was derived with. Nothing of it is stored.
+  const reserve: { kdf: KdfParams; key: string; master: Buffer }[] = [];
+  let refilling = false;
+  /** Set by the first upload: a server nobody uploads to derives nothing ahead. */
+  let reserveWanted = false;
+  let closed = false;
+
+  function sameKdf(a: KdfParams, b: KdfParams): boolean {
+    return a.salt === b.salt && a.log2n === b.log2n && a.r === b.r && a.p === b.p;
+  }
+
+  function takeReserved(kdf: KdfParams): { key: string; master: Buffer } | null {
+    for (let entry = reserve.shift(); entry !== undefined; entry = reserve.shift()) {
+      if (sameKdf(entry.kdf, kdf)) return entry;
+      wipe(entry.master); // derived under parameters the store no longer has
+    }
+    return null;
+  }
+
+  function refillReserve(): void {
+    if (!reserveWanted || refilling || closed || reserve.length >= config.uploadKeyReserve) return;
+    // Requests first: the last of them to finish calls again. With a single slot a background derivation
+    // would hold up the next request, so one-core servers keep no reserve.
+    if (kdfQueue.pending > 0 || kdfQueue.slots < 2) return;
+    refilling = true;
+    void (async () => {
+      try {
+        const kdf = await loadKdf();
+        const key = wordlist.generateKey(config.keyWords);
+        const master = await timedKdf('reserve', () => deriveMaster(key, kdf));
+        if (closed) wipe(master);
+        else reserve.push({ kdf, key, master });
+      } catch {
+        // A busy KDF or an unreachable store: the next upload derives its own key.
+        return;
+      } finally {
+        refilling = false;
+      }
+      refillReserve();
+    })();
+  }
+
+  /** Wipes the reserved keys and stops refilling (shutdown). */
+  function dropReserve(): void {
+    closed = true;
+    for (const entry of reserve.splice(0)) wipe(entry.master);
+  }
+
   /** A fresh key whose lookup id is not in use (checked up front; `createUpload` re-checks atomically). */
   async function newIdentity(kdf: KdfParams): Promise<Identity> {
     for (let attempt = 0; attempt < MAX_KEY_ATTEMPTS; attempt++) {
-      const key = wordlist.generateKey(config.keyWords);
-      const master = await deriveMasterQueued(key, kdf);
+      const reserved = takeReserved(kdf);
+      const key = reserved?.key ?? wordlist.generateKey(config.keyWords);
+      const master = reserved?.master ?? (await deriveMasterQueued(key, kdf));
       const id = lookupId(master);
       if ((await store.getUpload(id)) === null) {
         return { key, master, id, usalt: randomBytes(UPLOAD_SALT_BYTES) };
@@ -286,13 +349,17 @@ export function createRavenService(deps: RavenServiceDeps): RavenService {
     log('file_upload_started', {});
     const upload = new Upload(kdf, identity, streamKeys);
     openUploads.add(upload);
+    reserveWanted = true;
+    refillReserve();
     return upload;
   }
 
-  /** Uploads begun and neither finished nor aborted (shutdown aborts them so no partial file outlives it). */
+  /** Uploads begun and neither finished nor aborted. */
   const openUploads = new Set<Upload>();
 
+  /** Shutdown: uploads in progress are aborted (no partial file outlives it) and reserved keys wiped. */
   async function abortOpenUploads(): Promise<void> {
+    dropReserve();
     await Promise.all([...openUploads].map((upload) => upload.abort()));
   }
 

@@ -294,6 +294,111 @@ describe('upload, preview, download, burn (cases 2-5, 10-12)', () => {
   });
 });
 
+describe('upload keys derived ahead (UPLOAD_KEY_RESERVE)', () => {
+  function reserveHarness(
+    env: Record<string, string>,
+    kdfConcurrency = 2,
+    wrapStore: (store: RavenStore) => RavenStore = (store) => store,
+  ) {
+    const root = join(scratch, `reserve${counter++}`);
+    const config = loadConfig({
+      KDF_LOG2_N: '12',
+      STORAGE_PATH: join(root, 'storage'),
+      TEMP_PATH: join(root, 'temp'),
+      ...env,
+    });
+    const store = new MemoryRavenStore();
+    const derived: string[] = [];
+    const service = createRavenService({
+      config,
+      store: wrapStore(store),
+      wordlist,
+      kdfConcurrency,
+      metrics: { kdf: (purpose) => derived.push(purpose) },
+    });
+    return { service, derived };
+  }
+  const count = (derived: string[], purpose: string) => derived.filter((entry) => entry === purpose).length;
+
+  it('fills the reserve after the first upload; the next uploads take their keys from it', async () => {
+    const { service, derived } = reserveHarness({ UPLOAD_KEY_RESERVE: '2' });
+    await service.status(wordlist.generateKey(3), 'c1');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(count(derived, 'reserve')).toBe(0); // nobody uploaded yet: nothing is derived ahead
+
+    const first = await upload(service, PNG, {}, 'a.png');
+    expect(count(derived, 'master')).toBe(2); // the lookup above and the first upload's own key
+    await waitFor(() => count(derived, 'reserve') === 2);
+
+    const second = await upload(service, PNG, {}, 'b.png');
+    const third = await upload(service, PNG, {}, 'c.png');
+    expect(count(derived, 'master')).toBe(2); // no derivation on their path
+    await waitFor(() => count(derived, 'reserve') === 4); // topped up again
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(count(derived, 'reserve')).toBe(4); // and no further than the reserve's size
+
+    // Reserved keys are ordinary keys: distinct, and each opens its own upload.
+    expect(new Set([first.key, second.key, third.key]).size).toBe(3);
+    for (const receipt of [first, second, third]) {
+      const download = await service.download(receipt.key, null, 'c1');
+      if (!download.ok) throw new Error(download.failure.kind);
+      expect(sha256(await readAll(download.value.body))).toBe(receipt.sha256);
+    }
+  });
+
+  it('drops reserved keys derived under KDF parameters the store no longer has', async () => {
+    // The store's KDF record changes (as when a Redis that lost it re-creates it with a new salt).
+    let salt: string | null = null;
+    const { service, derived } = reserveHarness(
+      { UPLOAD_KEY_RESERVE: '1' },
+      2,
+      (store) =>
+        new Proxy(store, {
+          get(target, property) {
+            if (property === 'getKdf')
+              return async () => {
+                const real = await target.getKdf();
+                return real && salt !== null ? { ...real, salt } : real;
+              };
+            const value = Reflect.get(target, property) as unknown;
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }),
+    );
+    await upload(service, PNG, {}, 'a.png');
+    await waitFor(() => count(derived, 'reserve') === 1);
+    salt = randomBytes(16).toString('base64url');
+    const before = count(derived, 'master');
+    const receipt = await upload(service, PNG, {}, 'b.png');
+    expect(count(derived, 'master')).toBe(before + 1); // the reserved key was not used
+    const download = await service.download(receipt.key, null, 'c1');
+    if (!download.ok) throw new Error(download.failure.kind);
+    expect(sha256(await readAll(download.value.body))).toBe(receipt.sha256);
+  });
+
+  it('keeps no reserve with one KDF slot, or with UPLOAD_KEY_RESERVE=0, and none after shutdown', async () => {
+    for (const [env, slots] of [
+      [{ UPLOAD_KEY_RESERVE: '2' }, 1],
+      [{ UPLOAD_KEY_RESERVE: '0' }, 2],
+    ] as const) {
+      const { service, derived } = reserveHarness(env, slots);
+      await upload(service, PNG, {}, 'a.png');
+      await upload(service, PNG, {}, 'b.png');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(count(derived, 'reserve')).toBe(0);
+      expect(count(derived, 'master')).toBe(2);
+    }
+    const { service, derived } = reserveHarness({ UPLOAD_KEY_RESERVE: '2' });
+    await upload(service, PNG, {}, 'a.png');
+    await service.abortOpenUploads();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(count(derived, 'reserve')).toBeLessThanOrEqual(1); // at most the one already running
+    await upload(service, PNG, {}, 'b.png').catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(count(derived, 'reserve')).toBeLessThanOrEqual(1);
+  });
+});
+
 describe('store outages (§7 dependency down)', () => {
   const down = (): Error => Object.assign(new Error('Connection is closed.'), { code: 'ECONNREFUSED' });
 
