@@ -1,7 +1,7 @@
 // How render processes start. With the startup snapshot built at install time (`dist/render.blob`, see
 // scripts/build-render-snapshot.mjs) a process begins with the render code loaded, compiled and warmed up;
-// without it (or when it was built by another Node binary) the plain entry loads the code and renders a
-// warm-up job itself before it reports ready.
+// without it (or when it was built by another Node binary or from other code) the plain entry loads the code
+// and renders a warm-up job itself before it reports ready.
 import { fileURLToPath } from 'node:url';
 import { buildStartupSnapshot, usableStartupSnapshot } from '@quintet/kernel/startup-snapshot';
 import type { WorkerMode } from '@quintet/kernel/workers';
