@@ -69,6 +69,17 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
   return undefined;
 }
 
+/**
+ * The compose CLI to validate compose files with: `docker compose` (v2) when present, else the standalone
+ * `docker-compose`; undefined when neither is installed.
+ */
+export function composeCommand(): string[] | undefined {
+  if (spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0)
+    return ['docker', 'compose'];
+  const standalone = findExecutable('docker-compose');
+  return standalone === undefined ? undefined : [standalone];
+}
+
 export interface MakeRunner {
   /** `make --no-print-directory …args` in the runner's folder, with this process's environment unless `env`. */
   run(args: string[], env?: NodeJS.ProcessEnv): SpawnSyncReturns<string>;

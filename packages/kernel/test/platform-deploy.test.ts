@@ -24,6 +24,7 @@ import { delimiter, join, posix, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
+  composeCommand,
   findExecutable,
   nginxBinary,
   nginxNamed,
@@ -956,13 +957,7 @@ describe.skipIf(MAKE === undefined)('Makefile (platform targets)', () => {
 
 // --- Optional: the compose CLI and promtool ---------------------------------------------------------------
 
-const COMPOSE_V2 = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
-const COMPOSE_V1 = findExecutable('docker-compose');
-const COMPOSE: string[] | undefined = COMPOSE_V2
-  ? ['docker', 'compose']
-  : COMPOSE_V1
-    ? [COMPOSE_V1]
-    : undefined;
+const COMPOSE = composeCommand();
 if (COMPOSE === undefined) {
   console.warn(
     'platform deploy: `docker compose config` SKIPPED: neither docker compose nor docker-compose is installed',

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { createMetricsRegistry } from '@quintet/kernel/metrics';
 import {
+  composeCommand,
   type DockerInstruction,
   dockerfileStages,
   execForm,
@@ -1121,13 +1122,7 @@ describe('Makefile (allocator targets)', () => {
 
 // --- Optional: the compose CLI and promtool -------------------------------------------------------------
 
-const COMPOSE_V2 = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
-const COMPOSE_V1 = findExecutable('docker-compose');
-const COMPOSE: string[] | undefined = COMPOSE_V2
-  ? ['docker', 'compose']
-  : COMPOSE_V1
-    ? [COMPOSE_V1]
-    : undefined;
+const COMPOSE = composeCommand();
 if (COMPOSE === undefined) {
   console.warn(
     'allocator deploy: `docker compose config` skipped: neither docker compose nor docker-compose is installed',

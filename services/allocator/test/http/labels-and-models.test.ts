@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ZERO_SHOT_CATEGORIES } from '../../src/domain/models/clip.js';
 import { solidPng, startTestAllocator } from '../harness.js';
 import { writeTinyClipModel } from '../models/tiny-models.js';
 
@@ -198,18 +199,7 @@ describe('embedding models', () => {
         .executeTakeFirstOrThrow();
       expect(asset.embedding_model).toBe('tiny-clip');
       expect(asset.metadata.vlm_model).toBe('clip-fallback');
-      expect([
-        'animal',
-        'person',
-        'vehicle',
-        'nature',
-        'food',
-        'building',
-        'object',
-        'abstract',
-        'landscape',
-        'indoor scene',
-      ]).toContain(asset.metadata.vlm_primary_category);
+      expect(ZERO_SHOT_CATEGORIES).toContain(asset.metadata.vlm_primary_category);
     } finally {
       await allocator.close();
     }
