@@ -4,22 +4,10 @@
 // - int8 (bigint, count(*)): a number, or a BigInt beyond Number.MAX_SAFE_INTEGER (PGlite's own rule);
 // - numeric (avg(), sum(bigint)): a number (a double: digits beyond ~15 significant ones are rounded);
 // - timestamptz: a Date; timestamp without time zone: a Date read as UTC; date: a Date at UTC midnight.
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
-import { type Extensions, PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -40,6 +28,20 @@ import pg from 'pg';
 import { ConfigError } from './config.js';
 import { NETWORK_UNAVAILABLE_CODES } from './errors.js';
 import type { Logger } from './log.js';
+import {
+  OID_DATE,
+  OID_INT8,
+  OID_NUMERIC,
+  type PgliteCall,
+  type PgliteMessage,
+  type PgliteRequest,
+  type PgliteThreadData,
+  type PgliteThreadError,
+  parseDate,
+  parseInt8,
+  parseNumeric,
+  THREAD_MARKER,
+} from './pglite-thread.js';
 
 /** Which engine a Database runs on. */
 export type SqlDialect = 'pglite' | 'postgres';
@@ -137,7 +139,6 @@ const MIGRATION_LOCK_KEY = 0x71_75_69_6e; // "quin"
 const VECTOR_MISSING_MESSAGE = 'the vector extension is not installed on this PostgreSQL server';
 // "../dist/" resolves to the same file from dist/db.js and from src/db.ts (tests run the sources).
 const DEFAULT_TEMPLATE_PATH = fileURLToPath(new URL('../dist/pglite-template.tar.gz', import.meta.url));
-const gunzipAsync = promisify(gunzip);
 
 /** Opens PGlite (in memory or on `dataDir`) or a PostgreSQL pool (`url`) behind one Kysely handle. */
 export async function openDatabase<DB>(options: OpenDatabaseOptions): Promise<Database<DB>> {
@@ -193,28 +194,28 @@ async function openPostgres<DB>(url: string, options: OpenDatabaseOptions): Prom
 }
 
 async function openPglite<DB>(options: OpenDatabaseOptions): Promise<Database<DB>> {
+  const sharedBuffers = options.sharedBuffers ?? DEFAULT_PGLITE_SHARED_BUFFERS;
+  if (!/^\d+(kB|MB|GB)?$/.test(sharedBuffers))
+    throw new Error(`invalid shared_buffers value "${sharedBuffers}"`);
   let releaseLock = () => {};
   if (options.dataDir !== undefined) {
     mkdirSync(options.dataDir, { recursive: true });
     releaseLock = lockDataDir(options.dataDir);
   }
-  let engine: PGlite | undefined;
+  let engine: PgliteThread;
   try {
-    engine = await createPglite(options);
-    if (options.vector) await engine.exec('create extension if not exists vector');
+    engine = await PgliteThread.start(options, sharedBuffers);
   } catch (error) {
-    await engine?.close().catch(() => {});
     releaseLock();
     throw error;
   }
-  const opened = engine;
-  const kysely = new Kysely<DB>({ dialect: new PgliteDialect(opened), log: queryLog(options.onQuery) });
+  const kysely = new Kysely<DB>({ dialect: new PgliteDialect(engine), log: queryLog(options.onQuery) });
   return createDatabase(
     kysely,
     'pglite',
     async () => {
       try {
-        if (!opened.closed) await opened.close();
+        await engine.close();
       } finally {
         releaseLock();
       }
@@ -224,102 +225,141 @@ async function openPglite<DB>(options: OpenDatabaseOptions): Promise<Database<DB
   );
 }
 
-/** Starts PGlite, loading the template into a database not yet initialised, or running initdb without one. */
-async function createPglite(options: OpenDatabaseOptions): Promise<PGlite> {
-  const { dataDir, logger } = options;
-  const extensions: Extensions = options.vector
-    ? { vector: (await import('@electric-sql/pglite/vector')).vector }
-    : {};
-  const sharedBuffers = options.sharedBuffers ?? DEFAULT_PGLITE_SHARED_BUFFERS;
-  if (!/^\d+(kB|MB|GB)?$/.test(sharedBuffers))
-    throw new Error(`invalid shared_buffers value "${sharedBuffers}"`);
-  const settings = {
-    ...(dataDir === undefined ? {} : { dataDir }),
-    extensions,
-    parsers: PGLITE_PARSERS,
-    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`],
-  };
-  const where = dataDir ?? 'memory';
-  if (dataDir !== undefined && existsSync(join(dataDir, 'PG_VERSION'))) {
-    logger?.debug({ dataDir }, 'opening the existing PGlite database');
-    return PGlite.create(settings);
-  }
-  const templatePath = options.templatePath === undefined ? DEFAULT_TEMPLATE_PATH : options.templatePath;
-  const template = templatePath === null ? undefined : await readTemplate(templatePath, logger);
-  if (template !== undefined) {
-    // Whatever a failed load wrote is removed before initdb, which needs the directory as it was.
-    const entriesBefore = dataDir === undefined ? [] : readdirSync(dataDir);
-    try {
-      const engine = await PGlite.create({ ...settings, loadDataDir: template });
-      logger?.debug({ dataDir: where, templatePath }, 'created the PGlite database from the template');
-      return engine;
-    } catch (error) {
-      logger?.warn({ err: error, templatePath }, 'the PGlite template did not load; running initdb');
-      if (dataDir !== undefined) removeEntriesExcept(dataDir, entriesBefore);
-    }
-  }
-  logger?.debug({ dataDir: where }, 'creating the PGlite database with initdb');
-  return PGlite.create(settings);
-}
-
-/** The template as an uncompressed tar (native gunzip beats PGlite's own), or undefined when unusable. */
-async function readTemplate(path: string, logger: Logger | undefined): Promise<Blob | undefined> {
-  let compressed: Buffer;
-  try {
-    compressed = await readFile(path);
-  } catch (error) {
-    logger?.debug(
-      { templatePath: path, reason: (error as NodeJS.ErrnoException).code },
-      'no PGlite template',
-    );
-    return undefined;
-  }
-  try {
-    // gunzip verifies the checksum: a damaged file is caught here, before anything touches the data directory.
-    const tar = await gunzipAsync(compressed);
-    checkDataDirTar(tar);
-    return new Blob([tar], { type: 'application/x-tar' });
-  } catch (error) {
-    logger?.warn({ err: error, templatePath: path }, 'the PGlite template is unreadable; running initdb');
-    return undefined;
-  }
-}
-
-const TAR_BLOCK = 512;
+const PGLITE_THREAD_ENTRY = new URL(
+  import.meta.url.endsWith('.ts') ? './pglite-thread.ts' : './pglite-thread.js',
+  import.meta.url,
+);
+const PGLITE_CLOSED = 'PGlite is closed';
 
 /**
- * Throws unless `tar` is a whole tar archive (every header checksum right, no entry cut short, the end marker
- * present) holding PG_VERSION. PGlite would otherwise retry a broken archive as gzip, and that failure escapes
- * as an unhandled rejection that ends the process.
+ * The embedded engine in its worker thread (pglite-thread.ts), seen from the main thread: statements go over
+ * its message port. The thread keeps the process alive only while a statement is in flight, as a socket would.
  */
-function checkDataDirTar(tar: Uint8Array): void {
-  const field = (header: Uint8Array, start: number, length: number) =>
-    new TextDecoder().decode(header.subarray(start, start + length)).replace(/\0.*$/s, '');
-  let hasVersion = false;
-  for (let offset = 0; offset + TAR_BLOCK <= tar.length; ) {
-    const header = tar.subarray(offset, offset + TAR_BLOCK);
-    if (header.every((byte) => byte === 0)) {
-      if (!hasVersion) throw new Error('the archive holds no PG_VERSION');
-      return;
-    }
-    // The checksum sums the header with its own 8-byte field read as spaces.
-    let sum = 8 * 0x20;
-    for (let index = 0; index < TAR_BLOCK; index++)
-      if (index < 148 || index >= 156) sum += header[index] ?? 0;
-    if (Number.parseInt(field(header, 148, 8).trim(), 8) !== sum)
-      throw new Error(`bad tar header checksum at byte ${offset}`);
-    const size = Number.parseInt(field(header, 124, 12).trim() || '0', 8);
-    if (/(^|\/)PG_VERSION$/.test(field(header, 0, 100))) hasVersion = true;
-    offset += TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
-    if (offset > tar.length) throw new Error('the archive is cut short');
+class PgliteThread {
+  private readonly pending = new Map<
+    number,
+    { resolve: (result: { rows: unknown[]; affectedRows: number }) => void; reject: (error: Error) => void }
+  >();
+  private nextId = 1;
+  private stopped: Error | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (message: PgliteMessage) => {
+      if (message.kind !== 'result' && message.kind !== 'error') return;
+      const call = this.pending.get(message.id);
+      if (call === undefined) return;
+      this.pending.delete(message.id);
+      if (this.pending.size === 0) worker.unref();
+      if (message.kind === 'result') call.resolve(message);
+      else call.reject(reviveError(message.error));
+    });
+    const stop = (reason: string) => {
+      this.stopped ??= new Error(`${PGLITE_CLOSED}: ${reason}`);
+      for (const call of this.pending.values()) call.reject(this.stopped);
+      this.pending.clear();
+    };
+    worker.on('error', (error) => stop(`the database thread failed (${error.message})`));
+    worker.on('exit', (code) => stop(`the database thread stopped (exit code ${code})`));
   }
-  throw new Error('the archive has no end marker');
+
+  /** Starts the thread and waits until the database is open (template loaded or initdb run, pgvector created). */
+  static async start(options: OpenDatabaseOptions, sharedBuffers: string): Promise<PgliteThread> {
+    const templatePath = options.templatePath === undefined ? DEFAULT_TEMPLATE_PATH : options.templatePath;
+    const data: PgliteThreadData = {
+      marker: THREAD_MARKER,
+      vector: options.vector === true,
+      sharedBuffers,
+      ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+      ...(templatePath === null ? {} : { templatePath }),
+    };
+    const worker = new Worker(PGLITE_THREAD_ENTRY, {
+      workerData: data,
+      // The parent's flags (a loader, --input-type of an -e script) are not this entry's; the TypeScript
+      // source the tests start needs none (pglite-thread.ts).
+      execArgv: [],
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: PgliteMessage) => {
+        if (message.kind === 'log') {
+          const fields = message.fields;
+          if (message.level === 'warn') options.logger?.warn(fields, message.message);
+          else options.logger?.debug(fields, message.message);
+        } else if (message.kind === 'ready') {
+          settle();
+          resolve();
+        } else if (message.kind === 'failed') {
+          settle();
+          void worker.terminate();
+          reject(reviveError(message.error));
+        }
+      };
+      const onExit = (code: number) => {
+        settle();
+        reject(new Error(`The database thread stopped while opening the database (exit code ${code})`));
+      };
+      const onError = (error: Error) => {
+        settle();
+        reject(error);
+      };
+      const settle = () => {
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+        worker.off('error', onError);
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', onExit);
+      worker.once('error', onError);
+    });
+    const thread = new PgliteThread(worker);
+    worker.unref();
+    return thread;
+  }
+
+  get closed(): boolean {
+    return this.stopped !== undefined || this.closing !== undefined;
+  }
+
+  query(sql: string, params: unknown[]): Promise<{ rows: unknown[]; affectedRows: number }> {
+    return this.send({ kind: 'query', sql, params });
+  }
+
+  exec(sql: string): Promise<{ rows: unknown[]; affectedRows: number }> {
+    return this.send({ kind: 'exec', sql });
+  }
+
+  /** Closes the engine (PostgreSQL's shutdown checkpoint) and ends the thread; safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.stopped === undefined) {
+        try {
+          await this.send({ kind: 'close' }, true);
+        } finally {
+          await this.worker.terminate();
+        }
+      }
+    })();
+    return this.closing;
+  }
+
+  private send(call: PgliteCall, closing = false): Promise<{ rows: unknown[]; affectedRows: number }> {
+    if (this.stopped !== undefined) return Promise.reject(this.stopped);
+    if (this.closing !== undefined && !closing) return Promise.reject(new Error(PGLITE_CLOSED));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...call, id } satisfies PgliteRequest);
+    });
+  }
 }
 
-function removeEntriesExcept(dir: string, keep: readonly string[]): void {
-  const kept = new Set(keep);
-  for (const entry of readdirSync(dir))
-    if (!kept.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
+/** The thread's error as an Error again, with PostgreSQL's fields (code, detail, constraint, …) on it. */
+function reviveError(serialized: PgliteThreadError): Error {
+  const error = new Error(serialized.message);
+  error.name = serialized.name;
+  Object.assign(error, serialized.fields);
+  return error;
 }
 
 /** `release` frees what Kysely's destroy leaves behind: it skips drivers that never ran a query. */
@@ -482,28 +522,8 @@ function sqlState(error: unknown): string | undefined {
 
 // ---- value parsing shared by both dialects ----
 
-const OID_INT8 = 20;
-const OID_NUMERIC = 1700;
-const OID_DATE = 1082;
 const OID_TIMESTAMP = 1114;
 const OID_TIMESTAMPTZ = 1184;
-
-function parseInt8(text: string): number | bigint {
-  const value = BigInt(text);
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
-    ? Number(value)
-    : value;
-}
-
-function parseNumeric(text: string): number {
-  return Number(text); // 'NaN' → NaN; 'Infinity' → Infinity
-}
-
-function parseDate(text: string): Date | string {
-  return /^\d{4}-\d{2}-\d{2}$/.test(text) ? new Date(`${text}T00:00:00Z`) : text; // 'infinity', BC dates: as text
-}
-
-const PGLITE_PARSERS = { [OID_INT8]: parseInt8, [OID_NUMERIC]: parseNumeric, [pgliteTypes.DATE]: parseDate };
 
 function postgresTypeParser(oid: number, format?: 'text' | 'binary'): (text: string) => unknown {
   const builtin = pg.types.getTypeParser(oid, format ?? 'text') as (text: string) => unknown;
@@ -586,7 +606,7 @@ function processRuns(pid: number): boolean {
  * transaction handle: the outer handle would wait for the connection the transaction holds.
  */
 class PgliteDialect implements Dialect {
-  constructor(private readonly engine: PGlite) {}
+  constructor(private readonly engine: PgliteThread) {}
   createAdapter() {
     return new PostgresAdapter();
   }
@@ -602,18 +622,16 @@ class PgliteDialect implements Dialect {
 }
 
 class PgliteConnection implements DatabaseConnection {
-  constructor(private readonly engine: PGlite) {}
+  constructor(private readonly engine: PgliteThread) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     if (compiledQuery.parameters.length === 0) {
       // The simple protocol accepts several statements (migrations); the extended one only one.
-      const results = await this.engine.exec(compiledQuery.sql);
-      const last = results.at(-1);
-      const affected = results.reduce((sum, result) => sum + (result.affectedRows ?? 0), 0);
-      return { rows: (last?.rows ?? []) as R[], ...affectedRows(compiledQuery, affected) };
+      const result = await this.engine.exec(compiledQuery.sql);
+      return { rows: result.rows as R[], ...affectedRows(compiledQuery, result.affectedRows) };
     }
-    const result = await this.engine.query<R>(compiledQuery.sql, [...compiledQuery.parameters]);
-    return { rows: result.rows, ...affectedRows(compiledQuery, result.affectedRows ?? 0) };
+    const result = await this.engine.query(compiledQuery.sql, [...compiledQuery.parameters]);
+    return { rows: result.rows as R[], ...affectedRows(compiledQuery, result.affectedRows) };
   }
 
   // PGlite returns whole results: streaming just slices them.
@@ -642,16 +660,16 @@ class PgliteDriver implements Driver {
   private held = false;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly engine: PGlite) {
+  constructor(private readonly engine: PgliteThread) {
     this.connection = new PgliteConnection(engine);
   }
 
   async init(): Promise<void> {
-    if (this.engine.closed) throw new Error('PGlite is closed');
+    if (this.engine.closed) throw new Error(PGLITE_CLOSED);
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    if (this.engine.closed) throw new Error('PGlite is closed');
+    if (this.engine.closed) throw new Error(PGLITE_CLOSED);
     if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.held = true;
     return this.connection;
@@ -695,7 +713,7 @@ class PgliteDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    if (!this.engine.closed) await this.engine.close();
+    await this.engine.close();
   }
 }
 

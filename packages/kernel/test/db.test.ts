@@ -381,6 +381,53 @@ describe('PGlite specifics', () => {
     await expect(openDatabase({ sharedBuffers: '16MB; drop' })).rejects.toThrow(/invalid shared_buffers/);
   });
 
+  it('runs statements in a thread of its own: the event loop stays free while the database works', async () => {
+    const db = await openDatabase<unknown>({});
+    try {
+      // pg_sleep runs inside the WebAssembly engine; on the main thread it would hold every timer back.
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 20);
+      await sql`select pg_sleep(0.4)`.execute(db.kysely);
+      clearInterval(timer);
+      expect(ticks).toBeGreaterThanOrEqual(5);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('carries values and PostgreSQL error fields across the thread', async () => {
+    const db = await openDatabase<unknown>({});
+    try {
+      await sql`create table items (id int8 primary key, body bytea, doc jsonb, at timestamptz,
+        constraint items_doc_present check (doc is not null))`.execute(db.kysely);
+      const bytes = Buffer.from([0, 1, 2, 255]);
+      const at = new Date('2026-01-02T03:04:05.678Z');
+      await sql`insert into items values (${1}, ${bytes}, ${JSON.stringify({ a: [1, 'two'] })}::jsonb, ${at})`.execute(
+        db.kysely,
+      );
+      const { rows } = await sql<Record<string, unknown>>`select * from items`.execute(db.kysely);
+      expect(rows).toEqual([{ id: 1, body: new Uint8Array(bytes), doc: { a: [1, 'two'] }, at }]);
+
+      const duplicate = await sql`insert into items values (1, null, '{}', now())`
+        .execute(db.kysely)
+        .catch((error: unknown) => error as Error & Record<string, unknown>);
+      expect(duplicate).toBeInstanceOf(Error);
+      expect(duplicate).toMatchObject({
+        message: 'duplicate key value violates unique constraint "items_pkey"',
+        code: '23505',
+        constraint: 'items_pkey',
+        detail: 'Key (id)=(1) already exists.',
+        table: 'items',
+      });
+      const missing = await sql`insert into items values (2, null, null, now())`
+        .execute(db.kysely)
+        .catch((error: unknown) => error);
+      expect(missing).toMatchObject({ code: '23514', constraint: 'items_doc_present' });
+    } finally {
+      await db.close();
+    }
+  });
+
   it('keeps data across close and reopen, refuses a second opener, takes over the lock of a dead process', async () => {
     const dataDir = join(root, 'nested', 'persist');
     const lockFile = join(dataDir, '.quintet.lock');

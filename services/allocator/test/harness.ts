@@ -115,17 +115,18 @@ export async function startTestAllocator(env: Record<string, string> = {}): Prom
     async waitForJob(jobId, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
+        // The row first, then the answer: an answer fetched after the row was final shows it final too.
+        const job = await started.runtime.catalog
+          .selectFrom('job')
+          .select('status')
+          .where('id', '=', jobId)
+          .executeTakeFirst();
         const response = await app.inject({
           method: 'GET',
           url: `/api/v1/ingest/${jobId}/status`,
           headers: apiKeyHeader(env),
         });
         const body = response.json() as Record<string, unknown>;
-        const job = await started.runtime.catalog
-          .selectFrom('job')
-          .select('status')
-          .where('id', '=', jobId)
-          .executeTakeFirst();
         if (job?.status === 'done' || job?.status === 'failed') return body;
         if (Date.now() > deadline)
           throw new Error(`job ${jobId} still ${String(body.status)} after ${timeoutMs} ms`);

@@ -62,13 +62,15 @@ describe('retries and dead letters', () => {
   });
 
   test('an attempt past JOB_TIMEOUT_SECONDS kills its worker thread, which is replaced (worker_crashes_total)', async () => {
+    // The limit lets each attempt reach the image analysis (a few database statements come first) and ends it
+    // there: decoding and hashing this noisy 12-megapixel image takes far longer than 0.1 s.
     const allocator = await startTestAllocator({
-      JOB_TIMEOUT_SECONDS: '0.001',
+      JOB_TIMEOUT_SECONDS: '0.1',
       JOB_MAX_RETRIES: '2',
       JOB_RETRY_BASE_MS: '10',
     });
     try {
-      const png = await solidPng([200, 10, 10], { width: 800, height: 600, noise: 30 });
+      const png = await solidPng([200, 10, 10], { width: 4000, height: 3000, noise: 30 });
       const response = await allocator.ingest([
         { filename: 'slow.png', data: png, contentType: 'image/png' },
       ]);

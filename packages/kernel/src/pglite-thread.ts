@@ -1,0 +1,237 @@
+// The embedded PostgreSQL (PGlite) runs in a worker thread of its own, so that its WebAssembly engine, its
+// file layer and its result parsing use the second core instead of the event loop that serves requests.
+// This module is that thread's entry (`db.ts` starts it) and holds the value parsers both dialects share.
+//
+// It imports packages only, never a sibling module: the tests start this thread from the TypeScript source,
+// which Node runs by stripping its types, and that cannot resolve the `.js` names of sibling sources.
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parentPort, workerData } from 'node:worker_threads';
+import { gunzip } from 'node:zlib';
+import { type Extensions, PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+
+// ---- value parsing shared by both dialects (see db.ts) ----
+
+export const OID_INT8 = 20;
+export const OID_NUMERIC = 1700;
+export const OID_DATE = 1082;
+
+export function parseInt8(text: string): number | bigint {
+  const value = BigInt(text);
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+    ? Number(value)
+    : value;
+}
+
+export function parseNumeric(text: string): number {
+  return Number(text); // 'NaN' → NaN; 'Infinity' → Infinity
+}
+
+export function parseDate(text: string): Date | string {
+  return /^\d{4}-\d{2}-\d{2}$/.test(text) ? new Date(`${text}T00:00:00Z`) : text; // 'infinity', BC dates: as text
+}
+
+const gunzipAsync = promisify(gunzip);
+
+const PGLITE_PARSERS = { [OID_INT8]: parseInt8, [OID_NUMERIC]: parseNumeric, [pgliteTypes.DATE]: parseDate };
+
+// ---- the protocol between db.ts and this thread ----
+
+/** What the thread is started with (its workerData). */
+export interface PgliteThreadData {
+  marker: typeof THREAD_MARKER;
+  dataDir?: string;
+  vector: boolean;
+  sharedBuffers: string;
+  /** gzipped data directory loaded into a database not yet initialised (see OpenDatabaseOptions.templatePath) */
+  templatePath?: string;
+}
+
+export const THREAD_MARKER = 'quintet-pglite-thread';
+
+/** main → thread; `exec` runs several statements without parameters (simple protocol). */
+export type PgliteCall =
+  | { kind: 'query'; sql: string; params: unknown[] }
+  | { kind: 'exec'; sql: string }
+  | { kind: 'close' };
+
+export type PgliteRequest = PgliteCall & { id: number };
+
+/** An error as it crosses the thread: its name and message plus PostgreSQL's fields (code, detail, …). */
+export interface PgliteThreadError {
+  name: string;
+  message: string;
+  fields: Record<string, string | number>;
+}
+
+/** thread → main */
+export type PgliteMessage =
+  | { kind: 'ready' }
+  | { kind: 'failed'; error: PgliteThreadError }
+  | { kind: 'log'; level: 'debug' | 'warn'; fields: Record<string, unknown>; message: string }
+  | { id: number; kind: 'result'; rows: unknown[]; affectedRows: number }
+  | { id: number; kind: 'error'; error: PgliteThreadError };
+
+export function serializeError(error: unknown): PgliteThreadError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), fields: {} };
+  const fields: Record<string, string | number> = {};
+  for (const [key, value] of Object.entries(error))
+    if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
+  return { name: error.name, message: error.message, fields };
+}
+
+// ---- the thread ----
+
+function post(message: PgliteMessage): void {
+  parentPort?.postMessage(message);
+}
+
+function log(level: 'debug' | 'warn', fields: Record<string, unknown>, message: string): void {
+  post({ kind: 'log', level, fields, message });
+}
+
+/** Starts PGlite, loading the template into a database not yet initialised, or running initdb without one. */
+async function createPglite(data: PgliteThreadData): Promise<PGlite> {
+  const { dataDir } = data;
+  const extensions: Extensions = data.vector
+    ? { vector: (await import('@electric-sql/pglite/vector')).vector }
+    : {};
+  const settings = {
+    ...(dataDir === undefined ? {} : { dataDir }),
+    extensions,
+    parsers: PGLITE_PARSERS,
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${data.sharedBuffers}`],
+  };
+  const where = dataDir ?? 'memory';
+  if (dataDir !== undefined && existsSync(join(dataDir, 'PG_VERSION'))) {
+    log('debug', { dataDir }, 'opening the existing PGlite database');
+    return PGlite.create(settings);
+  }
+  const loadDataDir = data.templatePath === undefined ? undefined : await readTemplate(data.templatePath);
+  if (loadDataDir !== undefined) {
+    // Whatever a failed load wrote is removed before initdb, which needs the directory as it was.
+    const entriesBefore = dataDir === undefined ? [] : readdirSync(dataDir);
+    try {
+      const engine = await PGlite.create({ ...settings, loadDataDir });
+      log(
+        'debug',
+        { dataDir: where, templatePath: data.templatePath },
+        'created the PGlite database from the template',
+      );
+      return engine;
+    } catch (error) {
+      log(
+        'warn',
+        { err: serializeError(error), templatePath: data.templatePath },
+        'the PGlite template did not load; running initdb',
+      );
+      if (dataDir !== undefined) removeEntriesExcept(dataDir, entriesBefore);
+    }
+  }
+  log('debug', { dataDir: where }, 'creating the PGlite database with initdb');
+  return PGlite.create(settings);
+}
+
+/** The template as an uncompressed tar (native gunzip beats PGlite's own), or undefined when unusable. */
+async function readTemplate(path: string): Promise<Blob | undefined> {
+  let compressed: Buffer;
+  try {
+    compressed = await readFile(path);
+  } catch (error) {
+    log('debug', { templatePath: path, reason: (error as NodeJS.ErrnoException).code }, 'no PGlite template');
+    return undefined;
+  }
+  try {
+    // gunzip verifies the checksum: a damaged file is caught here, before anything touches the data directory.
+    const tar = await gunzipAsync(compressed);
+    checkDataDirTar(tar);
+    return new Blob([tar], { type: 'application/x-tar' });
+  } catch (error) {
+    log(
+      'warn',
+      { err: serializeError(error), templatePath: path },
+      'the PGlite template is unreadable; running initdb',
+    );
+    return undefined;
+  }
+}
+
+const TAR_BLOCK = 512;
+
+/**
+ * Throws unless `tar` is a whole tar archive (every header checksum right, no entry cut short, the end marker
+ * present) holding PG_VERSION. PGlite would otherwise retry a broken archive as gzip, and that failure escapes
+ * as an unhandled rejection that ends the process.
+ */
+function checkDataDirTar(tar: Uint8Array): void {
+  const field = (header: Uint8Array, start: number, length: number) =>
+    new TextDecoder().decode(header.subarray(start, start + length)).replace(/\0.*$/s, '');
+  let hasVersion = false;
+  for (let offset = 0; offset + TAR_BLOCK <= tar.length; ) {
+    const header = tar.subarray(offset, offset + TAR_BLOCK);
+    if (header.every((byte) => byte === 0)) {
+      if (!hasVersion) throw new Error('the archive holds no PG_VERSION');
+      return;
+    }
+    // The checksum sums the header with its own 8-byte field read as spaces.
+    let sum = 8 * 0x20;
+    for (let index = 0; index < TAR_BLOCK; index++)
+      if (index < 148 || index >= 156) sum += header[index] ?? 0;
+    if (Number.parseInt(field(header, 148, 8).trim(), 8) !== sum)
+      throw new Error(`bad tar header checksum at byte ${offset}`);
+    const size = Number.parseInt(field(header, 124, 12).trim() || '0', 8);
+    if (/(^|\/)PG_VERSION$/.test(field(header, 0, 100))) hasVersion = true;
+    offset += TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+    if (offset > tar.length) throw new Error('the archive is cut short');
+  }
+  throw new Error('the archive has no end marker');
+}
+
+function removeEntriesExcept(dir: string, keep: readonly string[]): void {
+  const kept = new Set(keep);
+  for (const entry of readdirSync(dir))
+    if (!kept.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
+}
+
+async function run(request: PgliteRequest, engine: PGlite): Promise<PgliteMessage> {
+  switch (request.kind) {
+    case 'exec': {
+      const results = await engine.exec(request.sql);
+      const affected = results.reduce((sum, result) => sum + (result.affectedRows ?? 0), 0);
+      return { id: request.id, kind: 'result', rows: results.at(-1)?.rows ?? [], affectedRows: affected };
+    }
+    case 'query': {
+      const result = await engine.query(request.sql, request.params);
+      return { id: request.id, kind: 'result', rows: result.rows, affectedRows: result.affectedRows ?? 0 };
+    }
+    case 'close':
+      if (!engine.closed) await engine.close();
+      return { id: request.id, kind: 'result', rows: [], affectedRows: 0 };
+  }
+}
+
+async function serve(data: PgliteThreadData): Promise<void> {
+  const port = parentPort;
+  if (port === null) return;
+  let engine: PGlite;
+  try {
+    engine = await createPglite(data);
+    if (data.vector) await engine.exec('create extension if not exists vector');
+  } catch (error) {
+    post({ kind: 'failed', error: serializeError(error) });
+    return;
+  }
+  port.on('message', (request: PgliteRequest) => {
+    // PGlite queues concurrent calls itself; the main thread decides which caller holds the connection.
+    run(request, engine).then(post, (error: unknown) =>
+      post({ id: request.id, kind: 'error', error: serializeError(error) }),
+    );
+    if (request.kind === 'close') port.unref();
+  });
+  post({ kind: 'ready' });
+}
+
+const startedWith = workerData as Partial<PgliteThreadData> | null;
+if (startedWith?.marker === THREAD_MARKER) void serve(startedWith as PgliteThreadData);
