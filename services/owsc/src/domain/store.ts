@@ -318,6 +318,9 @@ export class OwscStore {
       database = await openDatabase<OwscTables>({
         ...options,
         applicationName: 'owsc',
+        // A few statements per batch or alert: the embedded engine's own thread would buy nothing here and
+        // cost ~50 MB of the idle-memory budget (spec §6, O7).
+        thread: false,
       });
       await database.migrate(OWSC_MIGRATION_NAMESPACE, OWSC_MIGRATIONS);
       return new OwscStore(database);

@@ -1,8 +1,8 @@
-// The embedded PostgreSQL (PGlite) runs in a worker thread of its own, so that its WebAssembly engine, its
-// file layer and its result parsing use the second core instead of the event loop that serves requests.
-// This module is that thread's entry (`db.ts` starts it) and holds the value parsers both dialects share.
+// The embedded PostgreSQL (PGlite): how it is created (template or initdb), the value parsers both dialects
+// share, and the entry of the worker thread it can run in (`db.ts` starts it), so that its WebAssembly engine,
+// its file layer and its result parsing use the second core instead of the event loop that serves requests.
 //
-// It imports packages only, never a sibling module: the tests start this thread from the TypeScript source,
+// It imports packages only, never a sibling module: the tests start the thread from the TypeScript source,
 // which Node runs by stripping its types, and that cannot resolve the `.js` names of sibling sources.
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -37,16 +37,67 @@ const gunzipAsync = promisify(gunzip);
 
 const PGLITE_PARSERS = { [OID_INT8]: parseInt8, [OID_NUMERIC]: parseNumeric, [pgliteTypes.DATE]: parseDate };
 
-// ---- the protocol between db.ts and this thread ----
+// ---- the engine, in this thread or in its own ----
 
-/** What the thread is started with (its workerData). */
-export interface PgliteThreadData {
-  marker: typeof THREAD_MARKER;
+/** What db.ts needs of an embedded engine, wherever it runs. */
+export interface EmbeddedEngine {
+  readonly closed: boolean;
+  query(sql: string, params: unknown[]): Promise<EngineResult>;
+  /** several statements without parameters (simple protocol): the last one's rows, all rows affected */
+  exec(sql: string): Promise<EngineResult>;
+  /** closes the engine (PostgreSQL's shutdown checkpoint); safe to call twice */
+  close(): Promise<void>;
+}
+
+export interface EngineResult {
+  rows: unknown[];
+  affectedRows: number;
+}
+
+export interface PgliteSettings {
+  /** undefined → in memory */
   dataDir?: string;
   vector: boolean;
   sharedBuffers: string;
   /** gzipped data directory loaded into a database not yet initialised (see OpenDatabaseOptions.templatePath) */
   templatePath?: string;
+}
+
+export type EngineLog = (level: 'debug' | 'warn', fields: Record<string, unknown>, message: string) => void;
+
+/** Opens PGlite in this thread: the existing database, or a new one from the template or initdb. */
+export async function openPgliteEngine(settings: PgliteSettings, log: EngineLog): Promise<EmbeddedEngine> {
+  const pglite = await createPglite(settings, log);
+  try {
+    if (settings.vector) await pglite.exec('create extension if not exists vector');
+  } catch (error) {
+    await pglite.close().catch(() => {});
+    throw error;
+  }
+  return {
+    get closed() {
+      return pglite.closed;
+    },
+    async query(sql, params) {
+      const result = await pglite.query(sql, params);
+      return { rows: result.rows, affectedRows: result.affectedRows ?? 0 };
+    },
+    async exec(sql) {
+      const results = await pglite.exec(sql);
+      const affected = results.reduce((sum, result) => sum + (result.affectedRows ?? 0), 0);
+      return { rows: results.at(-1)?.rows ?? [], affectedRows: affected };
+    },
+    async close() {
+      if (!pglite.closed) await pglite.close();
+    },
+  };
+}
+
+// ---- the protocol between db.ts and the engine's thread ----
+
+/** What the thread is started with (its workerData). */
+export interface PgliteThreadData extends PgliteSettings {
+  marker: typeof THREAD_MARKER;
 }
 
 export const THREAD_MARKER = 'quintet-pglite-thread';
@@ -82,18 +133,8 @@ export function serializeError(error: unknown): PgliteThreadError {
   return { name: error.name, message: error.message, fields };
 }
 
-// ---- the thread ----
-
-function post(message: PgliteMessage): void {
-  parentPort?.postMessage(message);
-}
-
-function log(level: 'debug' | 'warn', fields: Record<string, unknown>, message: string): void {
-  post({ kind: 'log', level, fields, message });
-}
-
 /** Starts PGlite, loading the template into a database not yet initialised, or running initdb without one. */
-async function createPglite(data: PgliteThreadData): Promise<PGlite> {
+async function createPglite(data: PgliteSettings, log: EngineLog): Promise<PGlite> {
   const { dataDir } = data;
   const extensions: Extensions = data.vector
     ? { vector: (await import('@electric-sql/pglite/vector')).vector }
@@ -109,7 +150,8 @@ async function createPglite(data: PgliteThreadData): Promise<PGlite> {
     log('debug', { dataDir }, 'opening the existing PGlite database');
     return PGlite.create(settings);
   }
-  const loadDataDir = data.templatePath === undefined ? undefined : await readTemplate(data.templatePath);
+  const loadDataDir =
+    data.templatePath === undefined ? undefined : await readTemplate(data.templatePath, log);
   if (loadDataDir !== undefined) {
     // Whatever a failed load wrote is removed before initdb, which needs the directory as it was.
     const entriesBefore = dataDir === undefined ? [] : readdirSync(dataDir);
@@ -124,7 +166,7 @@ async function createPglite(data: PgliteThreadData): Promise<PGlite> {
     } catch (error) {
       log(
         'warn',
-        { err: serializeError(error), templatePath: data.templatePath },
+        { err: error, templatePath: data.templatePath },
         'the PGlite template did not load; running initdb',
       );
       if (dataDir !== undefined) removeEntriesExcept(dataDir, entriesBefore);
@@ -135,7 +177,7 @@ async function createPglite(data: PgliteThreadData): Promise<PGlite> {
 }
 
 /** The template as an uncompressed tar (native gunzip beats PGlite's own), or undefined when unusable. */
-async function readTemplate(path: string): Promise<Blob | undefined> {
+async function readTemplate(path: string, log: EngineLog): Promise<Blob | undefined> {
   let compressed: Buffer;
   try {
     compressed = await readFile(path);
@@ -149,11 +191,7 @@ async function readTemplate(path: string): Promise<Blob | undefined> {
     checkDataDirTar(tar);
     return new Blob([tar], { type: 'application/x-tar' });
   } catch (error) {
-    log(
-      'warn',
-      { err: serializeError(error), templatePath: path },
-      'the PGlite template is unreadable; running initdb',
-    );
+    log('warn', { err: error, templatePath: path }, 'the PGlite template is unreadable; running initdb');
     return undefined;
   }
 }
@@ -195,19 +233,31 @@ function removeEntriesExcept(dir: string, keep: readonly string[]): void {
     if (!kept.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
 }
 
-async function run(request: PgliteRequest, engine: PGlite): Promise<PgliteMessage> {
+// ---- the thread ----
+
+function post(message: PgliteMessage): void {
+  parentPort?.postMessage(message);
+}
+
+/** Log lines go to the main thread's logger; errors in them travel as their fields. */
+function postLog(level: 'debug' | 'warn', fields: Record<string, unknown>, message: string): void {
+  const plain = Object.fromEntries(
+    Object.entries(fields).map(([key, value]) => [
+      key,
+      value instanceof Error ? serializeError(value) : value,
+    ]),
+  );
+  post({ kind: 'log', level, fields: plain, message });
+}
+
+async function run(request: PgliteRequest, engine: EmbeddedEngine): Promise<PgliteMessage> {
   switch (request.kind) {
-    case 'exec': {
-      const results = await engine.exec(request.sql);
-      const affected = results.reduce((sum, result) => sum + (result.affectedRows ?? 0), 0);
-      return { id: request.id, kind: 'result', rows: results.at(-1)?.rows ?? [], affectedRows: affected };
-    }
-    case 'query': {
-      const result = await engine.query(request.sql, request.params);
-      return { id: request.id, kind: 'result', rows: result.rows, affectedRows: result.affectedRows ?? 0 };
-    }
+    case 'exec':
+      return { id: request.id, kind: 'result', ...(await engine.exec(request.sql)) };
+    case 'query':
+      return { id: request.id, kind: 'result', ...(await engine.query(request.sql, request.params)) };
     case 'close':
-      if (!engine.closed) await engine.close();
+      await engine.close();
       return { id: request.id, kind: 'result', rows: [], affectedRows: 0 };
   }
 }
@@ -215,10 +265,9 @@ async function run(request: PgliteRequest, engine: PGlite): Promise<PgliteMessag
 async function serve(data: PgliteThreadData): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  let engine: PGlite;
+  let engine: EmbeddedEngine;
   try {
-    engine = await createPglite(data);
-    if (data.vector) await engine.exec('create extension if not exists vector');
+    engine = await openPgliteEngine(data, postLog);
   } catch (error) {
     post({ kind: 'failed', error: serializeError(error) });
     return;
@@ -228,7 +277,6 @@ async function serve(data: PgliteThreadData): Promise<void> {
     run(request, engine).then(post, (error: unknown) =>
       post({ id: request.id, kind: 'error', error: serializeError(error) }),
     );
-    if (request.kind === 'close') port.unref();
   });
   post({ kind: 'ready' });
 }
