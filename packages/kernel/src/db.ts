@@ -4,6 +4,8 @@
 // - int8 (bigint, count(*)): a number, or a BigInt beyond Number.MAX_SAFE_INTEGER (PGlite's own rule);
 // - numeric (avg(), sum(bigint)): a number (a double: digits beyond ~15 significant ones are rounded);
 // - timestamptz: a Date; timestamp without time zone: a Date read as UTC; date: a Date at UTC midnight.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +48,7 @@ import {
   parseNumeric,
   THREAD_MARKER,
 } from './pglite-engine.js';
+import { threadEntry } from './thread-pool.js';
 
 /** Which engine a Database runs on. */
 export type SqlDialect = 'pglite' | 'postgres';
@@ -149,6 +152,33 @@ const MIGRATION_LOCK_KEY = 0x71_75_69_6e; // "quin"
 const VECTOR_MISSING_MESSAGE = 'the vector extension is not installed on this PostgreSQL server';
 // "../dist/" resolves to the same file from dist/db.js and from src/db.ts (tests run the sources).
 const DEFAULT_TEMPLATE_PATH = fileURLToPath(new URL('../dist/pglite-template.tar.gz', import.meta.url));
+
+/**
+ * Creates an embedded database on `options.dataDir` (from the template, or initdb) and applies the migrations
+ * of each namespace in a short-lived child process; returns the names applied. Creating and migrating grows PGlite's
+ * WebAssembly heap and the C allocator's arenas, and neither shrinks: done here, that memory never belongs to
+ * the long-running process that opens the database afterwards. The directory must not be open elsewhere.
+ */
+export async function prepareEmbeddedDatabase(
+  options: Pick<OpenDatabaseOptions, 'vector' | 'sharedBuffers' | 'templatePath'> & { dataDir: string },
+  namespaces: readonly { namespace: string; migrations: readonly Migration[] }[],
+): Promise<string[]> {
+  const entry = threadEntry(import.meta.url, 'pglite-prepare');
+  const child = spawn(process.execPath, [...(entry.execArgv ?? []), fileURLToPath(entry.url)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdin.end(JSON.stringify({ options, namespaces }));
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) {
+    const reason = Buffer.concat(stderr).toString().trim().split('\n').at(-1) || `exit ${signal ?? code}`;
+    throw new Error(`Preparing the embedded database in ${options.dataDir} failed: ${reason}`);
+  }
+  return (JSON.parse(Buffer.concat(stdout).toString()) as { applied: string[] }).applied;
+}
 
 /** Opens PGlite (in memory or on `dataDir`) or a PostgreSQL pool (`url`) behind one Kysely handle. */
 export async function openDatabase<DB>(options: OpenDatabaseOptions): Promise<Database<DB>> {

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { gunzip } from 'node:zlib';
 import { type Extensions, PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 
@@ -262,6 +262,25 @@ async function run(request: PgliteRequest, engine: EmbeddedEngine): Promise<Pgli
   }
 }
 
+/**
+ * A transaction's next statement usually follows its answer within a fraction of a millisecond; waiting for
+ * it here, awake, spares the thread going to sleep and being woken again (a lone `select $1::int` through the
+ * thread: 334 µs without this, 263 µs with it, 150 µs of it in PGlite). After SPIN_MS without a statement the
+ * thread sleeps until the port wakes it.
+ */
+const SPIN_MS = 0.2;
+
+function awaitNextBriefly(port: MessagePort, handle: (request: PgliteRequest) => void): void {
+  const until = performance.now() + SPIN_MS;
+  do {
+    const next = receiveMessageOnPort(port);
+    if (next !== undefined) {
+      handle(next.message as PgliteRequest);
+      return;
+    }
+  } while (performance.now() < until);
+}
+
 async function serve(data: PgliteThreadData): Promise<void> {
   const port = parentPort;
   if (port === null) return;
@@ -272,12 +291,21 @@ async function serve(data: PgliteThreadData): Promise<void> {
     post({ kind: 'failed', error: serializeError(error) });
     return;
   }
-  port.on('message', (request: PgliteRequest) => {
+  let inFlight = 0;
+  const handle = (request: PgliteRequest): void => {
+    inFlight++;
     // PGlite queues concurrent calls itself; the main thread decides which caller holds the connection.
-    run(request, engine).then(post, (error: unknown) =>
-      post({ id: request.id, kind: 'error', error: serializeError(error) }),
-    );
-  });
+    run(request, engine)
+      .catch(
+        (error: unknown): PgliteMessage => ({ id: request.id, kind: 'error', error: serializeError(error) }),
+      )
+      .then((reply) => {
+        post(reply);
+        inFlight--;
+        if (inFlight === 0 && request.kind !== 'close') awaitNextBriefly(port, handle);
+      });
+  };
+  port.on('message', handle);
   post({ kind: 'ready' });
 }
 

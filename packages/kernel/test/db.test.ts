@@ -14,6 +14,7 @@ import {
   type Migration,
   type OpenDatabaseOptions,
   openDatabase,
+  prepareEmbeddedDatabase,
   redactDatabaseUrl,
 } from '../src/db.js';
 import { createLogger } from '../src/log.js';
@@ -428,6 +429,43 @@ describe('PGlite specifics', () => {
         .execute(db.kysely)
         .catch((error: unknown) => error);
       expect(missing).toMatchObject({ code: '23514', constraint: 'items_doc_present' });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('prepareEmbeddedDatabase creates and migrates a database in a child process', async () => {
+    const dataDir = join(root, 'prepared');
+    const applied = await prepareEmbeddedDatabase({ dataDir }, [
+      { namespace: 'notes', migrations: NOTES },
+      {
+        namespace: 'extra',
+        migrations: [{ name: '001_tags', sql: 'create table tags (name text primary key)' }],
+      },
+    ]);
+    expect(applied).toEqual(['001_notes', '002_counter', '001_tags']);
+    const db = await openDatabase<Tables>({ dataDir });
+    try {
+      expect(await db.migrate('notes', NOTES)).toEqual([]);
+      await db.kysely.insertInto('notes').values({ id: 1, body: 'kept' }).execute();
+      // Open here: the child cannot have the directory, and says why.
+      await expect(prepareEmbeddedDatabase({ dataDir }, [])).rejects.toThrow(
+        `Preparing the embedded database in ${dataDir} failed: The database directory ${dataDir} is already open in process ${process.pid}`,
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('prepareEmbeddedDatabase names a failing migration; the earlier ones stay applied', async () => {
+    const dataDir = join(root, 'prepared-failing');
+    const broken = [...NOTES, { name: '003_broken', sql: 'create tabel nope ()' }];
+    await expect(
+      prepareEmbeddedDatabase({ dataDir }, [{ namespace: 'notes', migrations: broken }]),
+    ).rejects.toThrow(/failed: Migration notes\/003_broken failed: syntax error at or near "tabel"/);
+    const db = await openDatabase<Tables>({ dataDir });
+    try {
+      expect(await db.migrate('notes', NOTES)).toEqual([]);
     } finally {
       await db.close();
     }

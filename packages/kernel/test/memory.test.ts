@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import { describe, expect, it } from 'vitest';
-import { GC_PACE_BYTES, paceStreamedBytes } from '../src/memory.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GC_PACE_BYTES, MALLOC_TRIM_THRESHOLD_BYTES, paceStreamedBytes } from '../src/memory.js';
 
 /** Minor collections seen while `work` runs (entries arrive asynchronously, hence the short wait). */
 async function minorCollectionsDuring(work: () => void): Promise<number> {
@@ -27,5 +31,39 @@ describe('paceStreamedBytes', () => {
       for (let sent = 0; sent < 3 * GC_PACE_BYTES; sent += chunk) paceStreamedBytes(chunk);
     });
     expect(collections).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('useFixedMallocTrim', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kernel-malloc-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'bin.mjs');
+  writeFileSync(
+    script,
+    `import { useFixedMallocTrim } from ${JSON.stringify(new URL('../src/memory.ts', import.meta.url).href)};
+     useFixedMallocTrim();
+     process.stdout.write(JSON.stringify({ pid: process.pid, value: process.env.MALLOC_TRIM_THRESHOLD_, args: process.argv.slice(2) }));`,
+  );
+  const run = (env: Record<string, string | undefined>) => {
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script, 'serve', '--port', '0'], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    });
+    expect(child.status).toBe(0);
+    return {
+      childPid: child.pid,
+      ...(JSON.parse(child.stdout) as { pid: number; value?: string; args: string[] }),
+    };
+  };
+
+  it('restarts the process in place with the threshold set: same pid, same arguments', () => {
+    const { childPid, pid, value, args } = run({ MALLOC_TRIM_THRESHOLD_: undefined });
+    expect(pid).toBe(childPid);
+    expect(value).toBe(String(MALLOC_TRIM_THRESHOLD_BYTES));
+    expect(args).toEqual(['serve', '--port', '0']);
+  });
+
+  it("keeps the operator's value", () => {
+    expect(run({ MALLOC_TRIM_THRESHOLD_: '4194304' }).value).toBe('4194304');
   });
 });

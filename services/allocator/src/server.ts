@@ -9,7 +9,7 @@ import { createHttpApp } from '@quintet/kernel/service';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { AllocatorConfig } from './config.js';
-import { type CatalogDatabase, migrateCatalog, openCatalog } from './domain/database.js';
+import { type CatalogDatabase, migrateCatalog, openCatalog, prepareNewCatalog } from './domain/database.js';
 import { settleFolderIngests } from './domain/folder-ingest.js';
 import { JobRunner } from './domain/jobs.js';
 import { createAllocatorMetrics } from './domain/metrics.js';
@@ -195,6 +195,7 @@ export async function createRuntime(
     embeddingDim: config.embeddingDim,
     logger,
   };
+  await prepareNewCatalog(catalogOptions);
   let database = await openCatalog(catalogOptions);
   const closers: (() => Promise<void>)[] = [() => database.close()];
   const closeAll = async () => {
@@ -205,8 +206,8 @@ export async function createRuntime(
     const applied = await migrateCatalog(database, config.embeddingDim);
     if (applied.length > 0) logger.info({ migrations: applied }, 'catalog migrations applied');
     if (applied.length > 0 && catalogOptions.pgliteDir !== undefined && config.databaseUrl === undefined) {
-      // Creating and migrating an embedded database grows PGlite's WebAssembly memory, which never shrinks:
-      // reopening it leaves the serving process with the memory a normal start needs.
+      // Migrating an existing embedded database (an upgrade) grows PGlite's WebAssembly memory, which never
+      // shrinks: reopening it leaves the serving process with the memory a normal start needs.
       await database.close();
       database = await openCatalog(catalogOptions);
     }

@@ -20,6 +20,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
+import { MALLOC_TRIM_THRESHOLD_BYTES } from '@quintet/kernel/memory';
 import { createMetricsRegistry } from '@quintet/kernel/metrics';
 import {
   composeCommand,
@@ -344,7 +345,7 @@ describe('deploy/allocator/Dockerfile', () => {
       expect(copied).toContain(`--from=build /app/services/allocator/${path} ./services/allocator/${path}`);
     }
     expect(existsSync(join(REPO, 'services/allocator/migrations/001_catalog.sql'))).toBe(true);
-    expect(read(BIN)).toContain("import '../dist/cli.js'");
+    expect(read(BIN)).toContain("import('../dist/cli.js')");
     expect(runs(runtime).join('\n')).toContain(
       'ln -s /app/services/allocator/bin/file-allocator.js /usr/local/bin/file-allocator',
     );
@@ -383,7 +384,11 @@ describe('deploy/allocator/Dockerfile', () => {
   });
 
   it('sets only configuration variables of §3.3, and they load (port 8000, embedded database possible)', () => {
-    const names = Object.keys(runtimeEnv).filter((name) => name !== 'TMPDIR');
+    // TMPDIR (Node's temp directory) and glibc's trim threshold are the runtime's, not the service's.
+    const names = Object.keys(runtimeEnv).filter(
+      (name) => name !== 'TMPDIR' && name !== 'MALLOC_TRIM_THRESHOLD_',
+    );
+    expect(runtimeEnv.MALLOC_TRIM_THRESHOLD_).toBe(String(MALLOC_TRIM_THRESHOLD_BYTES));
     for (const name of names) expect(CONFIGURATION_TABLE, name).toContain(name);
     // No production mode baked in: the bare image must start on the embedded database.
     expect(runtimeEnv).not.toHaveProperty('NODE_ENV');

@@ -1,2 +1,6 @@
 #!/usr/bin/env node
-import '../dist/cli.js';
+// The embedded database's memory is given back to the system only with a fixed trim threshold (kernel memory.ts).
+import { useFixedMallocTrim } from '@quintet/kernel/memory';
+
+useFixedMallocTrim();
+await import('../dist/cli.js');

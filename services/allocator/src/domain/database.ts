@@ -1,6 +1,6 @@
 // The catalog database (spec §3.18): PGlite under DATA_DIR/pglite with its bundled pgvector, or a PostgreSQL
 // server with pgvector (DATABASE_URL). Migrations are the SQL files of services/allocator/migrations.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -8,6 +8,7 @@ import {
   type Migration,
   type OpenDatabaseOptions,
   openDatabase,
+  prepareEmbeddedDatabase,
   redactDatabaseUrl,
 } from '@quintet/kernel/db';
 import type { Logger } from '@quintet/kernel/log';
@@ -238,6 +239,21 @@ export interface CatalogOptions {
   logger?: Logger;
   /** every query's kind and duration (db_query_duration_seconds) */
   onQuery?: OpenDatabaseOptions['onQuery'];
+}
+
+/**
+ * A new embedded catalog (no database in `pgliteDir` yet) is created and migrated by a short-lived child
+ * process, so that the serving process opens a finished database and never holds the memory creating it takes
+ * (spec S2: idle RSS). Anything else is left to openCatalog and migrateCatalog.
+ */
+export async function prepareNewCatalog(options: CatalogOptions): Promise<void> {
+  const dataDir = options.pgliteDir;
+  if (options.databaseUrl !== undefined || dataDir === undefined) return;
+  if (existsSync(join(dataDir, 'PG_VERSION'))) return;
+  const applied = await prepareEmbeddedDatabase({ dataDir, vector: true }, [
+    { namespace: MIGRATION_NAMESPACE, migrations: catalogMigrations(options.embeddingDim) },
+  ]);
+  options.logger?.info({ migrations: applied }, 'catalog created');
 }
 
 /** Opens the catalog database with pgvector; PostgreSQL without pgvector is refused with a clear message. */

@@ -1,12 +1,14 @@
 // The RAG database: PGlite in `${DATA_DIR}/pglite` (pgvector bundled) or a PostgreSQL server (DATABASE_URL).
 // Core tables always; the embeddings table only where pgvector exists. Without pgvector, or when the stored
 // embedding dimension differs from EMBEDDING_DIM, retrieval runs lexical-only and says so once in the log.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Database,
   isDatabaseUnavailable,
   type Migration,
   openDatabase,
+  prepareEmbeddedDatabase,
   redactDatabaseUrl,
 } from '@quintet/kernel/db';
 import type { Logger } from '@quintet/kernel/log';
@@ -107,8 +109,11 @@ export async function openRagDatabase(
       throw toDatabaseError(error);
     }
   } else {
+    const dataDir = options.inMemory ? undefined : join(config.dataDir, 'pglite');
+    if (dataDir !== undefined && config.runMigrations && !existsSync(join(dataDir, 'PG_VERSION')))
+      await createEmbeddedDatabase(dataDir, config, logger);
     database = await openDatabase<RagDatabase>({
-      ...(options.inMemory ? {} : { dataDir: join(config.dataDir, 'pglite') }),
+      ...(dataDir === undefined ? {} : { dataDir }),
       vector: true,
       logger,
     });
@@ -120,6 +125,22 @@ export async function openRagDatabase(
     await database.close().catch(() => {});
     throw toDatabaseError(error);
   }
+}
+
+/**
+ * A new embedded database is created and migrated by a short-lived child process, so that the serving
+ * process opens a finished database and never holds the memory creating it takes.
+ */
+async function createEmbeddedDatabase(
+  dataDir: string,
+  config: RagDatabaseConfig,
+  logger: Logger,
+): Promise<void> {
+  const applied = await prepareEmbeddedDatabase({ dataDir, vector: true }, [
+    { namespace: RAG_MIGRATION_NAMESPACE, migrations: RAG_MIGRATIONS },
+    { namespace: RAG_VECTOR_MIGRATION_NAMESPACE, migrations: vectorMigrations(config.embeddingDim, false) },
+  ]);
+  logger.info({ event: 'migrations_applied', applied }, 'migrations applied');
 }
 
 async function ensureVectorExtension(
