@@ -87,8 +87,9 @@ export interface OpenDatabaseOptions {
   sharedBuffers?: string;
   /**
    * PGlite: run the engine in a worker thread of its own (default true). Its statements then use the second
-   * core instead of the event loop, for about 40 MB more memory (another V8 heap and allocator arena) and a
-   * thread hand-off per statement; a service with little database work and a tight memory budget turns it off.
+   * core instead of the event loop, for about 20 MB more memory (another V8 heap; 50 MB unless glibc's trim
+   * threshold is fixed, see memory.ts) and a thread hand-off per statement; a service with little database
+   * work and a tight memory budget turns it off.
    */
   thread?: boolean;
   /** told the statement kind (`select`, `insert`, `update`, `delete`, `other`) and duration of every query */
