@@ -327,8 +327,7 @@ class PgliteThread implements EmbeddedEngine {
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: PgliteMessage) => {
         if (message.kind === 'log') {
-          const fields = message.fields;
-          logger?.[message.level](fields, message.message);
+          logger?.[message.level](message.fields, message.message);
         } else if (message.kind === 'ready') {
           settle();
           resolve();

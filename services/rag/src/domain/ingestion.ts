@@ -7,7 +7,7 @@ import { isDatabaseUnavailable } from '@quintet/kernel/db';
 import { NETWORK_UNAVAILABLE_CODES } from '@quintet/kernel/errors';
 import type { Logger } from '@quintet/kernel/log';
 import { type JobInfo, type JobQueue, type QueuedJob, RetryableJobError } from '@quintet/kernel/queue';
-import { type RawBuilder, sql, type Transaction } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { ModelPrice, RagConfig } from '../config-types.js';
 import type { RagDb } from './database.js';
 import {
@@ -18,7 +18,6 @@ import {
   DocumentTooLargeError,
   IngestWorkerPool,
 } from './ingest-worker.js';
-import type { RagDatabase } from './schema.js';
 import { indexCostUsd, priceFor } from './text/costs.js';
 import { toPgVector } from './text/embedding.js';
 import { ParseError } from './text/parse.js';
@@ -30,11 +29,11 @@ export const EMBED_BATCH_SIZE = 64;
 export const MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024;
 export const LAST_ERROR_MAX_CHARS = 500;
 /**
- * Chunks per staging transaction. A transaction holds the one embedded connection, so requests wait behind a
- * whole batch. R1 of bench/rag (10 MB of text, `GET /api/stores` meanwhile, p97.5 over the run): 100 rows
- * 7.4 s and 96 ms, 50 rows 7.6 s and 55 ms, 25 rows 8.6 s and 34 ms.
+ * Chunks per staging statement. A statement holds the one embedded connection, so requests wait behind a
+ * whole batch. R1 of bench/rag (10 MB of text; p95 of `GET /api/stores` answered while it is indexed): 50 rows
+ * 7.4–7.6 s and 60–63 ms, 25 rows 7.8–8.7 s (7.9 s median of four runs) and 34–39 ms.
  */
-const INSERT_BATCH_ROWS = 50;
+const INSERT_BATCH_ROWS = 25;
 
 /** Embeds texts (one vector per text, in order); errors with `status` 429/5xx or `retryable` are retried. */
 export type EmbedFunction = (texts: string[], signal?: AbortSignal) => Promise<Float32Array[]>;
@@ -367,7 +366,11 @@ function checkDimension(dim: number, expected: number | null): void {
     );
 }
 
-/** Writes the chunks (and vectors) of `generation`, one short transaction per batch. */
+/**
+ * Writes the chunks (and vectors) of `generation`, one statement per batch: the chunk rows and their vectors
+ * go in together (a data-modifying CTE), so a batch is atomic without a transaction that would hold the
+ * connection while this thread builds the second half.
+ */
 async function stageChunks(
   db: RagDb,
   lease: LeasedDocument,
@@ -377,52 +380,47 @@ async function stageChunks(
 ): Promise<void> {
   for (let start = 0; start < drafts.length; start += INSERT_BATCH_ROWS) {
     const batch = drafts.slice(start, start + INSERT_BATCH_ROWS);
-    await db.kysely
-      .transaction()
-      .execute((trx) =>
-        insertBatch(trx, lease, batch, vectors?.slice(start, start + batch.length) ?? null, generation),
-      );
+    await insertBatch(db, lease, batch, vectors?.slice(start, start + batch.length) ?? null, generation);
     await yieldToEventLoop();
   }
 }
 
 async function insertBatch(
-  trx: Transaction<RagDatabase>,
+  db: RagDb,
   lease: LeasedDocument,
   batch: readonly AnalysedChunk[],
   vectors: Float32Array[] | null,
   generation: number,
 ): Promise<void> {
-  const inserted = await trx
-    .insertInto('chunks')
-    .values(
-      batch.map((draft) => ({
-        document_id: lease.id,
-        store_id: lease.store_id,
-        ordinal: draft.ordinal,
-        page: draft.page,
-        text: draft.text,
-        token_count: draft.tokenCount,
-        terms: draft.termsJson,
-        term_count: draft.termCount,
-        generation,
-      })),
-    )
-    .returning(['id', 'ordinal'])
-    .execute();
-  if (vectors === null) return;
-  const idByOrdinal = new Map(inserted.map((row) => [row.ordinal, row.id]));
-  await trx
-    .insertInto('chunk_vectors')
-    .values(
-      batch.map((draft, index) => {
-        const vector = vectors[index];
-        const chunkId = idByOrdinal.get(draft.ordinal);
-        if (vector === undefined || chunkId === undefined) throw new Error('chunk/vector mismatch');
-        return { chunk_id: chunkId, store_id: lease.store_id, embedding: toPgVector(vector) };
-      }),
-    )
-    .execute();
+  const chunks = db.kysely.insertInto('chunks').values(
+    batch.map((draft) => ({
+      document_id: lease.id,
+      store_id: lease.store_id,
+      ordinal: draft.ordinal,
+      page: draft.page,
+      text: draft.text,
+      token_count: draft.tokenCount,
+      terms: draft.termsJson,
+      term_count: draft.termCount,
+      generation,
+    })),
+  );
+  if (vectors === null) {
+    await chunks.execute();
+    return;
+  }
+  if (vectors.length !== batch.length) throw new Error('chunk/vector mismatch');
+  // Ordinals are unique within a document's generation: they pair each new chunk id with its vector.
+  const pairs = batch.map(
+    (draft, index) => sql`(${draft.ordinal}::integer, ${toPgVector(vectors[index] as Float32Array)})`,
+  );
+  await sql`
+    with inserted as (${chunks.returning(['id', 'ordinal'])})
+    insert into chunk_vectors (chunk_id, store_id, embedding)
+    select inserted.id, ${lease.store_id}::integer, pairs.embedding::vector
+    from inserted join (values ${sql.join(pairs)}) as pairs (ordinal, embedding) using (ordinal)`.execute(
+    db.kysely,
+  );
 }
 
 /** Lets timers, I/O and waiting requests' statements run between batches of a long write. */
