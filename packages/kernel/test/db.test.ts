@@ -4,9 +4,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { type ColumnType, type Kysely, sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type Database,
   isDatabaseUnavailable,
@@ -399,6 +400,34 @@ describe('PGlite specifics', () => {
     };
     expect(await ticksDuringSleep(true)).toBeGreaterThanOrEqual(5);
     expect(await ticksDuringSleep(false)).toBe(0);
+  });
+
+  it('turns statements into "unavailable" errors once its thread has stopped, pending ones included', async () => {
+    // The thread is private to the module: its Worker is caught as it sends the first statement.
+    let thread: Worker | undefined;
+    const send = Worker.prototype.postMessage;
+    const spy = vi.spyOn(Worker.prototype, 'postMessage').mockImplementation(function (
+      this: Worker,
+      ...args: Parameters<Worker['postMessage']>
+    ) {
+      thread = this;
+      return send.apply(this, args);
+    });
+    const db = await openDatabase<unknown>({});
+    try {
+      await sql`select 1`.execute(db.kysely);
+      spy.mockRestore();
+      const pending = sql`select pg_sleep(5)`.execute(db.kysely).catch((error: unknown) => error);
+      await thread?.terminate();
+      const failure = await pending;
+      expect(isDatabaseUnavailable(failure)).toBe(true);
+      expect((failure as Error).message).toMatch(/^PGlite is closed: the database thread stopped/);
+      const later = await sql`select 1`.execute(db.kysely).catch((error: unknown) => error);
+      expect(isDatabaseUnavailable(later)).toBe(true);
+    } finally {
+      spy.mockRestore();
+      await db.close();
+    }
   });
 
   it('carries values and PostgreSQL error fields across the thread', async () => {
