@@ -6,7 +6,7 @@
 // - timestamptz: a Date; timestamp without time zone: a Date read as UTC; date: a Date at UTC midnight.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -156,7 +156,8 @@ const DEFAULT_TEMPLATE_PATH = fileURLToPath(new URL('../dist/pglite-template.tar
 
 /**
  * Creates an embedded database on `options.dataDir` (from the template, or initdb) and applies the migrations
- * of each namespace in a short-lived child process; returns the names applied. Creating and migrating grows PGlite's
+ * of each namespace in a short-lived child process; returns the names applied, or [] without a child when the
+ * directory already holds a database (its pending migrations are the opener's). Creating and migrating grows PGlite's
  * WebAssembly heap and the C allocator's arenas, and neither shrinks: done here, that memory never belongs to
  * the long-running process that opens the database afterwards. The directory must not be open elsewhere.
  */
@@ -164,6 +165,7 @@ export async function prepareEmbeddedDatabase(
   options: Pick<OpenDatabaseOptions, 'vector' | 'sharedBuffers' | 'templatePath'> & { dataDir: string },
   namespaces: readonly { namespace: string; migrations: readonly Migration[] }[],
 ): Promise<string[]> {
+  if (existsSync(join(options.dataDir, 'PG_VERSION'))) return [];
   const entry = threadEntry(import.meta.url, 'pglite-prepare');
   const child = spawn(process.execPath, [...(entry.execArgv ?? []), fileURLToPath(entry.url)], {
     stdio: ['pipe', 'pipe', 'pipe'],

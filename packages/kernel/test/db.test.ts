@@ -1,6 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -473,17 +481,24 @@ describe('PGlite specifics', () => {
       },
     ]);
     expect(applied).toEqual(['001_notes', '002_counter', '001_tags']);
+    // A database is there now: nothing to prepare, and no child is started for it.
+    expect(await prepareEmbeddedDatabase({ dataDir }, [{ namespace: 'notes', migrations: NOTES }])).toEqual(
+      [],
+    );
     const db = await openDatabase<Tables>({ dataDir });
     try {
       expect(await db.migrate('notes', NOTES)).toEqual([]);
       await db.kysely.insertInto('notes').values({ id: 1, body: 'kept' }).execute();
-      // Open here: the child cannot have the directory, and says why.
-      await expect(prepareEmbeddedDatabase({ dataDir }, [])).rejects.toThrow(
-        `Preparing the embedded database in ${dataDir} failed: The database directory ${dataDir} is already open in process ${process.pid}`,
-      );
     } finally {
       await db.close();
     }
+    // Claimed by this process (its lock file): the child cannot have the directory, and says why.
+    const claimed = join(root, 'prepared-locked');
+    mkdirSync(claimed);
+    writeFileSync(join(claimed, '.quintet.lock'), `${process.pid}\n`);
+    await expect(prepareEmbeddedDatabase({ dataDir: claimed }, [])).rejects.toThrow(
+      `Preparing the embedded database in ${claimed} failed: The database directory ${claimed} is already open in process ${process.pid}`,
+    );
   });
 
   it('prepareEmbeddedDatabase names a failing migration; the earlier ones stay applied', async () => {

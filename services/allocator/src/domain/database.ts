@@ -1,6 +1,6 @@
 // The catalog database (spec §3.18): PGlite under DATA_DIR/pglite with its bundled pgvector, or a PostgreSQL
 // server with pgvector (DATABASE_URL). Migrations are the SQL files of services/allocator/migrations.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -249,11 +249,10 @@ export interface CatalogOptions {
 export async function prepareNewCatalog(options: CatalogOptions): Promise<void> {
   const dataDir = options.pgliteDir;
   if (options.databaseUrl !== undefined || dataDir === undefined) return;
-  if (existsSync(join(dataDir, 'PG_VERSION'))) return;
   const applied = await prepareEmbeddedDatabase({ dataDir, vector: true }, [
     { namespace: MIGRATION_NAMESPACE, migrations: catalogMigrations(options.embeddingDim) },
   ]);
-  options.logger?.info({ migrations: applied }, 'catalog created');
+  if (applied.length > 0) options.logger?.info({ migrations: applied }, 'catalog created');
 }
 
 /** Opens the catalog database with pgvector; PostgreSQL without pgvector is refused with a clear message. */

@@ -1,7 +1,6 @@
 // The RAG database: PGlite in `${DATA_DIR}/pglite` (pgvector bundled) or a PostgreSQL server (DATABASE_URL).
 // Core tables always; the embeddings table only where pgvector exists. Without pgvector, or when the stored
 // embedding dimension differs from EMBEDDING_DIM, retrieval runs lexical-only and says so once in the log.
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Database,
@@ -110,8 +109,7 @@ export async function openRagDatabase(
     }
   } else {
     const dataDir = options.inMemory ? undefined : join(config.dataDir, 'pglite');
-    if (dataDir !== undefined && config.runMigrations && !existsSync(join(dataDir, 'PG_VERSION')))
-      await createEmbeddedDatabase(dataDir, config, logger);
+    if (dataDir !== undefined && config.runMigrations) await createEmbeddedDatabase(dataDir, config, logger);
     database = await openDatabase<RagDatabase>({
       ...(dataDir === undefined ? {} : { dataDir }),
       vector: true,
@@ -140,7 +138,7 @@ async function createEmbeddedDatabase(
     { namespace: RAG_MIGRATION_NAMESPACE, migrations: RAG_MIGRATIONS },
     { namespace: RAG_VECTOR_MIGRATION_NAMESPACE, migrations: vectorMigrations(config.embeddingDim, false) },
   ]);
-  logger.info({ event: 'migrations_applied', applied }, 'migrations applied');
+  if (applied.length > 0) logger.info({ event: 'migrations_applied', applied }, 'migrations applied');
 }
 
 async function ensureVectorExtension(
