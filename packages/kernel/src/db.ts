@@ -33,6 +33,7 @@ import type { Logger } from './log.js';
 import {
   type EmbeddedEngine,
   type EngineResult,
+  MAX_STATEMENT_PARAMETERS,
   OID_DATE,
   OID_INT8,
   OID_NUMERIC,
@@ -49,6 +50,8 @@ import {
   THREAD_MARKER,
 } from './pglite-engine.js';
 import { threadEntry } from './thread-pool.js';
+
+export { MAX_STATEMENT_PARAMETERS };
 
 /** Which engine a Database runs on. */
 export type SqlDialect = 'pglite' | 'postgres';
@@ -404,6 +407,9 @@ function reviveError(serialized: PgliteThreadError): Error {
   const error = new Error(serialized.message);
   error.name = serialized.name;
   Object.assign(error, serialized.fields);
+  // Where the thread failed says more than where its answer arrived.
+  if (serialized.stack !== undefined)
+    error.stack = `${serialized.stack}\n    --- answered by the database thread to:\n${error.stack?.split('\n').slice(1).join('\n') ?? ''}`;
   return error;
 }
 
@@ -526,6 +532,31 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
     return UNAVAILABLE_MESSAGES.some((text) => current.message.startsWith(text));
   });
+}
+
+/**
+ * Rows split into groups whose values fit one statement's bound parameters (one parameter per value of a row
+ * object), in order; `limit` defaults to MAX_STATEMENT_PARAMETERS.
+ */
+export function chunkRowsByParameters<T extends object>(
+  rows: readonly T[],
+  limit: number = MAX_STATEMENT_PARAMETERS,
+): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let parameters = 0;
+  for (const row of rows) {
+    const count = Object.keys(row).length;
+    if (current.length > 0 && parameters + count > limit) {
+      chunks.push(current);
+      current = [];
+      parameters = 0;
+    }
+    current.push(row);
+    parameters += count;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /** True for unique-constraint violations (SQLSTATE 23505) on either dialect. */

@@ -39,6 +39,21 @@ const PGLITE_PARSERS = { [OID_INT8]: parseInt8, [OID_NUMERIC]: parseNumeric, [pg
 
 // ---- the engine, in this thread or in its own ----
 
+/**
+ * Bound parameters one statement may carry. PostgreSQL's protocol allows 65,535; PGlite reads the count back as
+ * a signed 16-bit number and fails on more than 32,767 with a bare RangeError, so both dialects use the lower.
+ */
+export const MAX_STATEMENT_PARAMETERS = 32_767;
+
+function tooManyParameters(count: number): Error {
+  return Object.assign(
+    new Error(
+      `statement has ${count} bound parameters; the embedded database accepts at most ${MAX_STATEMENT_PARAMETERS}`,
+    ),
+    { code: '54000' }, // program_limit_exceeded
+  );
+}
+
 /** What db.ts needs of an embedded engine, wherever it runs. */
 export interface EmbeddedEngine {
   readonly closed: boolean;
@@ -79,6 +94,7 @@ export async function openPgliteEngine(settings: PgliteSettings, log: EngineLog)
       return pglite.closed;
     },
     async query(sql, params) {
+      if (params.length > MAX_STATEMENT_PARAMETERS) throw tooManyParameters(params.length);
       const result = await pglite.query(sql, params);
       return { rows: result.rows, affectedRows: result.affectedRows ?? 0 };
     },
@@ -115,6 +131,8 @@ export interface PgliteThreadError {
   name: string;
   message: string;
   fields: Record<string, string | number>;
+  /** the stack inside the thread, where a failure of the engine itself happened */
+  stack?: string;
 }
 
 /** thread → main */
@@ -130,7 +148,12 @@ export function serializeError(error: unknown): PgliteThreadError {
   const fields: Record<string, string | number> = {};
   for (const [key, value] of Object.entries(error))
     if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
-  return { name: error.name, message: error.message, fields };
+  return {
+    name: error.name,
+    message: error.message,
+    fields,
+    ...(error.stack === undefined ? {} : { stack: error.stack }),
+  };
 }
 
 /** Starts PGlite, loading the template into a database not yet initialised, or running initdb without one. */

@@ -17,9 +17,11 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { type ColumnType, type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  chunkRowsByParameters,
   type Database,
   isDatabaseUnavailable,
   isUniqueViolation,
+  MAX_STATEMENT_PARAMETERS,
   type Migration,
   type OpenDatabaseOptions,
   openDatabase,
@@ -471,6 +473,33 @@ describe('PGlite specifics', () => {
     }
   });
 
+  it('refuses a statement with more bound parameters than the engine takes, with a clear error', async () => {
+    const values = (count: number) => Array.from({ length: count }, (_, index) => index);
+    for (const thread of [true, false]) {
+      const db = await openDatabase<unknown>({ thread });
+      try {
+        const most = await sql<{ n: number }>`select cardinality(array[${sql.join(
+          values(MAX_STATEMENT_PARAMETERS),
+        )}]::int[]) as n`.execute(db.kysely);
+        expect(most.rows).toEqual([{ n: MAX_STATEMENT_PARAMETERS }]);
+        const failure = await sql`select array[${sql.join(values(MAX_STATEMENT_PARAMETERS + 1))}]::int[]`
+          .execute(db.kysely)
+          .catch((error: unknown) => error as Error & { code?: string });
+        expect(failure).toBeInstanceOf(Error);
+        expect(failure).toMatchObject({
+          code: '54000',
+          message: 'statement has 32768 bound parameters; the embedded database accepts at most 32767',
+        });
+        expect(isDatabaseUnavailable(failure)).toBe(false);
+        // From the thread, the stack shows where the engine failed, then where the answer arrived.
+        if (thread)
+          expect((failure as Error).stack).toMatch(/pglite-engine[\s\S]*answered by the database thread/);
+      } finally {
+        await db.close();
+      }
+    }
+  });
+
   it('prepareEmbeddedDatabase creates and migrates a database in a child process', async () => {
     const dataDir = join(root, 'prepared');
     const applied = await prepareEmbeddedDatabase({ dataDir }, [
@@ -761,6 +790,28 @@ describe('PostgreSQL specifics', () => {
     }
     await expect(openDatabase({ url: serverUrl, vector: true })).rejects.toThrow(
       /^the vector extension is not installed on this PostgreSQL server$/,
+    );
+  });
+});
+
+describe('chunkRowsByParameters', () => {
+  it('splits rows in order so that no group carries more values than the limit', () => {
+    const rows = Array.from({ length: 7 }, (_, index) => ({ a: index, b: null, c: 'x' }));
+    expect(chunkRowsByParameters(rows, 9).map((group) => group.map((row) => row.a))).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6],
+    ]);
+    expect(chunkRowsByParameters(rows, 10).map((group) => group.length)).toEqual([3, 3, 1]);
+    // A row wider than the limit still goes alone; nothing is dropped.
+    expect(chunkRowsByParameters(rows, 2).map((group) => group.length)).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    expect(chunkRowsByParameters([])).toEqual([]);
+    const row27 = Object.fromEntries(Array.from({ length: 27 }, (_, index) => [`c${index}`, index]));
+    const wide = Array.from({ length: 2_000 }, () => row27);
+    const groups = chunkRowsByParameters(wide);
+    expect(groups.map((group) => group.length)).toEqual([1_213, 787]);
+    expect(Math.max(...groups.map((group) => group.length * 27))).toBeLessThanOrEqual(
+      MAX_STATEMENT_PARAMETERS,
     );
   });
 });

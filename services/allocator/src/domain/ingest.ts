@@ -6,14 +6,14 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { isUniqueViolation } from '@quintet/kernel/db';
-import type { Selectable } from 'kysely';
+import { chunkRowsByParameters, isUniqueViolation, MAX_STATEMENT_PARAMETERS } from '@quintet/kernel/db';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { AllocatorConfig } from '../config.js';
 import type { AllocatorRuntime } from '../runtime.js';
-import type { AssetStatus, JobTable, JobType } from './database.js';
+import type { AssetRawTable, AssetStatus, AssetTable, JobTable, JobType, LineageTable } from './database.js';
 import { DETECTION_HEAD_BYTES, type DetectedType, detectFileType, sizeClass } from './detect.js';
 import { canonicalJson, sha256Hex } from './json/canonical.js';
-import { type LineageEntry, recordLineage } from './lineage.js';
+import { type LineageEntry, lineageRows } from './lineage.js';
 import { safeFileName } from './storage.js';
 
 /** A client-caused problem with its HTTP status and error code (the route renders it). */
@@ -324,113 +324,74 @@ export async function acceptIngest(
       await Promise.all(movedUris.map((uri) => storage.removeUri(uri)));
       throw error;
     }
+    const rows: IngestRows = {
+      job: {
+        id: jobId,
+        request_id: requestId,
+        fingerprint,
+        job_type: jobType,
+        status: 'queued',
+        priority: request.priority,
+        job_data: JSON.stringify({
+          owner: request.owner,
+          comments: request.comments,
+          collection_name: request.collectionName,
+          tags: request.tags,
+          file_count: request.files.length,
+          payload_documents: request.payload?.length ?? 0,
+        }),
+        asset_ids: systemIds,
+        owner: request.owner,
+        max_retries: config.jobMaxRetries,
+        callback_url: request.callbackUrl,
+        batch_id: request.batchId,
+      },
+      raws: moves.map((move, index) => ({
+        id: move.rawId,
+        request_id: requestId,
+        part_id: move.partId,
+        uri: movedUris[index] as string,
+        size_bytes: move.file.sizeBytes,
+        content_type: move.file.detected.mime,
+      })),
+      assets: assets.map((asset, position) => ({
+        id: asset.id,
+        kind: asset.kind,
+        uri: null,
+        sha256: asset.sha256,
+        content_type: asset.contentType,
+        size_bytes: asset.sizeBytes,
+        owner: request.owner,
+        comments: request.comments,
+        status: 'queued',
+        error_message: null,
+        cluster_id: null,
+        schema_id: null,
+        parent_asset_id: null,
+        raw_asset_id: asset.rawId,
+        job_id: jobId,
+        position,
+        user_tags: request.tags,
+        tags: asset.kind === 'media' ? [] : request.tags,
+        embedding: null,
+        embedding_model: null,
+        perceptual_hash: null,
+        duplicate_of: null,
+        duplicate_type: null,
+        storage_id: null,
+        thumbnail_uri: null,
+        document: asset.document === null ? null : JSON.stringify(asset.document),
+        json_batch: asset.jsonBatch,
+        metadata: JSON.stringify({
+          original_filename: asset.originalFilename,
+          ...(asset.detectedExt === null ? {} : { detected_ext: asset.detectedExt }),
+        }),
+      })),
+      lineage: lineageRows(assets.flatMap((asset) => acceptedLineage(asset, requestId, jobId))),
+    };
     let createdAt: Date;
     try {
-      createdAt = await catalog.transaction().execute(async (tx) => {
-        const job = await tx
-          .insertInto('job')
-          .values({
-            id: jobId,
-            request_id: requestId,
-            fingerprint,
-            job_type: jobType,
-            status: 'queued',
-            priority: request.priority,
-            job_data: JSON.stringify({
-              owner: request.owner,
-              comments: request.comments,
-              collection_name: request.collectionName,
-              tags: request.tags,
-              file_count: request.files.length,
-              payload_documents: request.payload?.length ?? 0,
-            }),
-            asset_ids: systemIds,
-            owner: request.owner,
-            max_retries: config.jobMaxRetries,
-            callback_url: request.callbackUrl,
-            batch_id: request.batchId,
-          })
-          .returning('created_at')
-          .executeTakeFirstOrThrow();
-        for (const [index, move] of moves.entries()) {
-          await tx
-            .insertInto('asset_raw')
-            .values({
-              id: move.rawId,
-              request_id: requestId,
-              part_id: move.partId,
-              uri: movedUris[index] as string,
-              size_bytes: move.file.sizeBytes,
-              content_type: move.file.detected.mime,
-            })
-            .execute();
-        }
-        const status: AssetStatus = 'queued';
-        if (assets.length > 0)
-          await tx
-            .insertInto('asset')
-            .values(
-              assets.map((asset, position) => ({
-                id: asset.id,
-                kind: asset.kind,
-                uri: null,
-                sha256: asset.sha256,
-                content_type: asset.contentType,
-                size_bytes: asset.sizeBytes,
-                owner: request.owner,
-                comments: request.comments,
-                status,
-                error_message: null,
-                cluster_id: null,
-                schema_id: null,
-                parent_asset_id: null,
-                raw_asset_id: asset.rawId,
-                job_id: jobId,
-                position,
-                user_tags: request.tags,
-                tags: asset.kind === 'media' ? [] : request.tags,
-                embedding: null,
-                embedding_model: null,
-                perceptual_hash: null,
-                duplicate_of: null,
-                duplicate_type: null,
-                storage_id: null,
-                thumbnail_uri: null,
-                document: asset.document === null ? null : JSON.stringify(asset.document),
-                json_batch: asset.jsonBatch,
-                metadata: JSON.stringify({
-                  original_filename: asset.originalFilename,
-                  ...(asset.detectedExt === null ? {} : { detected_ext: asset.detectedExt }),
-                }),
-              })),
-            )
-            .execute();
-        const lineage: LineageEntry[] = [];
-        for (const asset of assets) {
-          lineage.push({
-            requestId,
-            assetId: asset.id,
-            stage: 'ingest_accepted',
-            detail: { job_id: jobId, kind: asset.kind },
-          });
-          if (asset.rawId !== null && asset.kind !== 'json')
-            lineage.push({
-              requestId,
-              assetId: asset.id,
-              stage: 'raw_stored',
-              detail: { raw_asset_id: asset.rawId },
-            });
-          if (asset.kind === 'json')
-            lineage.push({
-              requestId,
-              assetId: asset.id,
-              stage: 'json_validated',
-              detail: { batch: asset.jsonBatch },
-            });
-        }
-        await recordLineage(tx, ...lineage);
-        return job.created_at;
-      });
+      createdAt = await insertIngest(catalog, rows);
     } catch (error) {
       await Promise.all(movedUris.map((uri) => storage.removeUri(uri)));
       if (request.requestId !== null && isUniqueViolation(error)) {
@@ -455,6 +416,73 @@ export async function acceptIngest(
   } finally {
     await discardSpooledFiles(request.files);
   }
+}
+
+interface IngestRows {
+  job: Insertable<JobTable>;
+  raws: Insertable<AssetRawTable>[];
+  assets: Insertable<AssetTable>[];
+  lineage: Insertable<LineageTable>[];
+}
+
+/**
+ * Writes the rows of one ingest atomically and returns the job's created_at. An ingest that fits one statement
+ * (every upload of a few files) is written as one statement of data-modifying CTEs: one round trip and no
+ * transaction holding the connection. A large JSON batch is written in a transaction, in statements of
+ * bounded size.
+ */
+async function insertIngest(catalog: AllocatorRuntime['catalog'], rows: IngestRows): Promise<Date> {
+  const tables = [
+    { table: 'asset_raw', rows: rows.raws },
+    { table: 'asset', rows: rows.assets },
+    { table: 'lineage', rows: rows.lineage },
+  ] as const;
+  const parameters = [rows.job, ...rows.raws, ...rows.assets, ...rows.lineage].reduce(
+    (sum, row) => sum + Object.keys(row).length,
+    0,
+  );
+  if (parameters <= MAX_STATEMENT_PARAMETERS) {
+    const parts = [sql`job_row as (${catalog.insertInto('job').values(rows.job).returning('created_at')})`];
+    for (const { table, rows: values } of tables)
+      if (values.length > 0)
+        parts.push(sql`${sql.id(`${table}_rows`)} as (${catalog.insertInto(table).values(values as never)})`);
+    const { rows: written } = await sql<{
+      created_at: Date;
+    }>`with ${sql.join(parts)} select created_at from job_row`.execute(catalog);
+    return (written[0] as { created_at: Date }).created_at;
+  }
+  return catalog.transaction().execute(async (tx) => {
+    const job = await tx.insertInto('job').values(rows.job).returning('created_at').executeTakeFirstOrThrow();
+    for (const { table, rows: values } of tables)
+      for (const chunk of chunkRowsByParameters(values as readonly object[]))
+        await tx
+          .insertInto(table)
+          .values(chunk as never)
+          .execute();
+    return job.created_at;
+  });
+}
+
+/** The lineage of an accepted asset (spec §3.10): accepted, then raw stored or JSON validated. */
+function acceptedLineage(asset: PlannedAsset, requestId: string, jobId: string): LineageEntry[] {
+  const entries: LineageEntry[] = [
+    { requestId, assetId: asset.id, stage: 'ingest_accepted', detail: { job_id: jobId, kind: asset.kind } },
+  ];
+  if (asset.rawId !== null && asset.kind !== 'json')
+    entries.push({
+      requestId,
+      assetId: asset.id,
+      stage: 'raw_stored',
+      detail: { raw_asset_id: asset.rawId },
+    });
+  if (asset.kind === 'json')
+    entries.push({
+      requestId,
+      assetId: asset.id,
+      stage: 'json_validated',
+      detail: { batch: asset.jsonBatch },
+    });
+  return entries;
 }
 
 /** Deletes a just-created job with its assets, raw rows, lineage and incoming files. */

@@ -4,7 +4,7 @@
 // attempt never finds half a batch. Identifiers reach SQL only from a validated table plan, always quoted;
 // values are always bound parameters.
 import { randomUUID } from 'node:crypto';
-import { isUniqueViolation } from '@quintet/kernel/db';
+import { isUniqueViolation, MAX_STATEMENT_PARAMETERS } from '@quintet/kernel/db';
 import { namedLogger } from '@quintet/kernel/log';
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { AllocatorRuntime } from '../runtime.js';
@@ -41,8 +41,6 @@ const SQL_TYPES: ReadonlySet<string> = new Set<SqlType>([
   'BOOLEAN',
   'JSONB',
 ]);
-// Bound parameters per statement stay well below PostgreSQL's limit of 65 535.
-const MAX_PARAMETERS_PER_STATEMENT = 30_000;
 const LINEAGE_CHUNK = 2_000;
 
 export interface JsonBatch {
@@ -191,7 +189,7 @@ export async function insertDocuments(
 
   const table = dataTable(plan);
   const columnList = sql.join(['id', 'asset_id', ...columns, 'created_at'].map((column) => sql.id(column)));
-  const rowsPerStatement = Math.max(1, Math.floor(MAX_PARAMETERS_PER_STATEMENT / (columns.length + 2)));
+  const rowsPerStatement = Math.max(1, Math.floor(MAX_STATEMENT_PARAMETERS / (columns.length + 2)));
   for (const chunk of chunked(rows, rowsPerStatement)) {
     // clock_timestamp() differs row by row, so created_at records the insertion order the records API lists.
     const tuples = chunk.map(

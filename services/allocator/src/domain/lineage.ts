@@ -1,7 +1,7 @@
 // The audit trail of spec §3.10 ("lineage"): one row per stage an asset, schema or request went through.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
-import type { CatalogDatabase } from './database.js';
+import type { Insertable, Kysely, Transaction } from 'kysely';
+import type { CatalogDatabase, LineageTable } from './database.js';
 
 export interface LineageEntry {
   requestId?: string | null;
@@ -15,22 +15,22 @@ export interface LineageEntry {
 
 type Executor = Kysely<CatalogDatabase> | Transaction<CatalogDatabase>;
 
+/** The rows of lineage entries, for callers that write them as part of a larger statement. */
+export function lineageRows(entries: readonly LineageEntry[]): Insertable<LineageTable>[] {
+  return entries.map((entry) => ({
+    id: randomUUID(),
+    request_id: entry.requestId ?? null,
+    asset_id: entry.assetId ?? null,
+    schema_id: entry.schemaId ?? null,
+    stage: entry.stage,
+    detail: JSON.stringify(entry.detail ?? {}),
+    success: entry.success ?? true,
+    error_message: entry.errorMessage ?? null,
+  }));
+}
+
 /** Writes lineage rows (in the caller's transaction when given one). */
 export async function recordLineage(db: Executor, ...entries: LineageEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await db
-    .insertInto('lineage')
-    .values(
-      entries.map((entry) => ({
-        id: randomUUID(),
-        request_id: entry.requestId ?? null,
-        asset_id: entry.assetId ?? null,
-        schema_id: entry.schemaId ?? null,
-        stage: entry.stage,
-        detail: JSON.stringify(entry.detail ?? {}),
-        success: entry.success ?? true,
-        error_message: entry.errorMessage ?? null,
-      })),
-    )
-    .execute();
+  await db.insertInto('lineage').values(lineageRows(entries)).execute();
 }

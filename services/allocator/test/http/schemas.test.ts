@@ -643,4 +643,22 @@ describe('JSON pipeline with AUTO_MIGRATE=true', () => {
       { item: 'i1', qty: 'many' },
     ]);
   });
+
+  test('a batch of 3,000 documents, more values than one statement may carry, is accepted whole', async () => {
+    const documents = Array.from({ length: 3_000 }, (_, index) => ({ sku: `s${index}`, stock: index }));
+    const ingested = await ingestJson(allocator, documents, { collection_name: 'stock' });
+    expect(ingested.systemIds).toHaveLength(3_000);
+    expect(ingested.status.status).toBe('done');
+    const rows = await dataRows(allocator, 'stock');
+    expect(rows.map((row) => [row.sku, row.asset_id])).toEqual(
+      documents.map((document, index) => [document.sku, ingested.systemIds[index]]),
+    );
+    const lineage = await allocator.runtime.catalog
+      .selectFrom('lineage')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('asset_id', 'in', ingested.systemIds)
+      .where('stage', 'in', ['ingest_accepted', 'json_validated'])
+      .executeTakeFirstOrThrow();
+    expect(Number(lineage.n)).toBe(6_000);
+  });
 });
