@@ -9,6 +9,7 @@ import { createHttpApp } from '@quintet/kernel/service';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { AllocatorConfig } from './config.js';
+import { ClusterCentroids } from './domain/clustering.js';
 import { type CatalogDatabase, migrateCatalog, openCatalog, prepareNewCatalog } from './domain/database.js';
 import { settleFolderIngests } from './domain/folder-ingest.js';
 import { JobRunner } from './domain/jobs.js';
@@ -132,9 +133,23 @@ const CLUSTER_LOCK_KEY = 0x636c_7374;
 
 /**
  * The critical section of spec §3.5: an in-process mutex, plus — on PostgreSQL, where several instances may
- * process at once — a session advisory lock held on one dedicated connection while the work runs.
+ * process at once — a session advisory lock held on one dedicated connection while the work runs. A section
+ * that fails may have rolled back cluster rows the centroid cache already saw, so the cache starts over.
  */
-function createClusterLock(database: Database<CatalogDatabase>): ClusterLock {
+function createClusterLock(database: Database<CatalogDatabase>, centroids: ClusterCentroids): ClusterLock {
+  const exclusive = exclusiveSection(database);
+  return <T>(work: () => Promise<T>): Promise<T> =>
+    exclusive(async () => {
+      try {
+        return await work();
+      } catch (error) {
+        centroids.invalidate();
+        throw error;
+      }
+    });
+}
+
+function exclusiveSection(database: Database<CatalogDatabase>): ClusterLock {
   const local = createMutex();
   if (database.dialect !== 'postgres') return local;
   return <T>(work: () => Promise<T>): Promise<T> =>
@@ -215,6 +230,7 @@ export async function createRuntime(
     closers.push(() => mediaEmbedder.close());
     const textEmbedder = await setupTextEmbedder(config, namedLogger(logger, 'allocator.documents'));
     closers.push(() => textEmbedder.close());
+    const clusterCentroids = new ClusterCentroids();
     const partial = {
       config,
       logger,
@@ -226,7 +242,8 @@ export async function createRuntime(
       startedAt: Date.now(),
       mediaEmbedder,
       textEmbedder,
-      clusterLock: createClusterLock(database),
+      clusterLock: createClusterLock(database, clusterCentroids),
+      clusterCentroids,
       changes: createChanges(),
     };
     const runner = await JobRunner.create(partial);

@@ -22,6 +22,7 @@ import {
 import {
   addToCentroid,
   assignCluster,
+  ClusterCentroids,
   countCentroidMembers,
   type FileMove,
   findDuplicate,
@@ -48,6 +49,8 @@ let database: Database<CatalogDatabase>;
 let storageDir: string;
 let changed: string[][];
 let runtime: AllocatorRuntime;
+// One cache for the whole file, as a server keeps one: every test's truncate is a deletion it must notice.
+const centroids = new ClusterCentroids();
 
 /** A unit vector in the plane of the first two axes with cosine `c` to [1,0,0,0]. */
 function atCosine(c: number): Float32Array {
@@ -141,7 +144,8 @@ async function insertCluster(spec: ClusterSpec = {}): Promise<string> {
       provisional: spec.provisional ?? true,
       metadata: '{}',
       created_at: spec.createdAt ?? new Date(),
-      updated_at: spec.createdAt ?? new Date(),
+      // Every writer of `cluster` stamps updated_at with clock_timestamp(): the centroid cache relies on it.
+      updated_at: sql<Date>`clock_timestamp()`,
     })
     .execute();
   return id;
@@ -209,6 +213,7 @@ beforeAll(async () => {
     catalog: database.kysely,
     storage,
     metrics: createAllocatorMetrics(),
+    clusterCentroids: centroids,
     clusterLock: <T>(work: () => Promise<T>): Promise<T> => {
       const run = tail.then(work, work);
       tail = run.catch(() => {});
@@ -335,6 +340,7 @@ describe('assignCluster', () => {
     let created = 0;
     const e = unit(1, 2, 0, 0);
     const assignment = await assignCluster(database.kysely, e, {
+      centroids,
       newThreshold: 0.8,
       suggestedName: 'Red Images',
       onCreated: () => created++,
@@ -353,6 +359,7 @@ describe('assignCluster', () => {
 
   it('names an unnamed cluster `Cluster <first 8 hex of its id>`', async () => {
     const assignment = await assignCluster(database.kysely, unit(1, 0, 0, 0), {
+      centroids,
       newThreshold: 0.72,
       suggestedName: null,
     });
@@ -364,7 +371,7 @@ describe('assignCluster', () => {
     await insertCluster({ name: 'Red Images', centroid: unit(0, 0, 0, 1), threshold: 0.99 });
     await insertCluster({ name: 'Red Images_1', centroid: unit(0, 0, 0, 1), threshold: 0.99 });
     await insertCluster({ name: 'Red Images_x', centroid: unit(0, 0, 0, 1), threshold: 0.99 });
-    const options = { newThreshold: 0.99, suggestedName: 'Red Images' };
+    const options = { centroids, newThreshold: 0.99, suggestedName: 'Red Images' };
     expect((await assignCluster(database.kysely, unit(1, 0, 0, 0), options)).clusterName).toBe(
       'Red Images_2',
     );
@@ -377,6 +384,7 @@ describe('assignCluster', () => {
     await insertCluster({ name: 'strict', centroid: atCosine(0.9), threshold: 0.95 });
     const lenient = await insertCluster({ name: 'lenient', centroid: atCosine(0.8), threshold: 0.7 });
     const assignment = await assignCluster(database.kysely, atCosine(1), {
+      centroids,
       newThreshold: 0.72,
       suggestedName: null,
     });
@@ -388,8 +396,13 @@ describe('assignCluster', () => {
     await insertCluster({ name: 'far', centroid: atCosine(0.75), threshold: 0.7 });
     const near = await insertCluster({ name: 'near', centroid: atCosine(0.85), threshold: 0.7 });
     expect(
-      (await assignCluster(database.kysely, atCosine(1), { newThreshold: 0.72, suggestedName: null }))
-        .clusterId,
+      (
+        await assignCluster(database.kysely, atCosine(1), {
+          centroids,
+          newThreshold: 0.72,
+          suggestedName: null,
+        })
+      ).clusterId,
     ).toBe(near);
   });
 
@@ -410,6 +423,7 @@ describe('assignCluster', () => {
           createdAt: at(ages[index] as number),
         });
       const assignment = await assignCluster(database.kysely, atCosine(1), {
+        centroids,
         newThreshold: 0.72,
         suggestedName: null,
       });
@@ -422,6 +436,7 @@ describe('assignCluster', () => {
     const excluded = await insertCluster({ name: 'excluded', centroid: atCosine(1) });
     const other = await insertCluster({ name: 'other', centroid: atCosine(0.8) });
     const assignment = await assignCluster(database.kysely, atCosine(1), {
+      centroids,
       newThreshold: 0.72,
       suggestedName: null,
       excludeClusterIds: [excluded],
@@ -429,12 +444,13 @@ describe('assignCluster', () => {
     expect(assignment.clusterId).toBe(other);
   });
 
-  it('finds a qualifying cluster beyond the ten nearest centroids', async () => {
+  it('finds a lenient qualifying cluster behind many nearer strict ones', async () => {
     for (let i = 0; i < 12; i++)
       await insertCluster({ name: `strict ${i}`, centroid: atCosine(0.9 + i * 0.001), threshold: 0.99 });
     const lenient = await insertCluster({ name: 'lenient', centroid: atCosine(0.6), threshold: 0.5 });
     let created = 0;
     const assignment = await assignCluster(database.kysely, atCosine(1), {
+      centroids,
       newThreshold: 0.72,
       suggestedName: null,
       onCreated: () => created++,
@@ -446,11 +462,72 @@ describe('assignCluster', () => {
   it('creates a new cluster when none qualifies', async () => {
     await insertCluster({ name: 'other', centroid: atCosine(0.7), threshold: 0.72 });
     const assignment = await assignCluster(database.kysely, atCosine(1), {
+      centroids,
       newThreshold: 0.72,
       suggestedName: null,
     });
     expect(assignment.created).toBe(true);
     expect(await database.kysely.selectFrom('cluster').select('id').execute()).toHaveLength(2);
+  });
+});
+
+describe('ClusterCentroids', () => {
+  const view = async (cache: ClusterCentroids) =>
+    Object.fromEntries(
+      (await cache.refresh(database.kysely)).map((cluster) => [
+        cluster.name,
+        [cluster.threshold, cluster.centroid === null ? null : Array.from(cluster.centroid)],
+      ]),
+    );
+
+  it('follows clusters created, changed and deleted by any writer of the table', async () => {
+    const cache = new ClusterCentroids();
+    expect(await view(cache)).toEqual({});
+    const a = await insertCluster({ name: 'a', centroid: unit(1, 0, 0, 0), threshold: 0.7 });
+    await insertCluster({ name: 'b', centroid: unit(0, 1, 0, 0), threshold: 0.8 });
+    expect(await view(cache)).toEqual({ a: [0.7, [1, 0, 0, 0]], b: [0.8, [0, 1, 0, 0]] });
+    await database.kysely
+      .updateTable('cluster')
+      .set({ threshold: 0.9, updated_at: sql<Date>`clock_timestamp()` })
+      .where('id', '=', a)
+      .execute();
+    await addToCentroid(database.kysely, a, unit(0, 0, 1, 0), 1);
+    const moved = (await centroidOf(a)) as number[];
+    expect(await view(cache)).toEqual({ a: [0.9, moved], b: [0.8, [0, 1, 0, 0]] });
+    // A deletion leaves no stamped row behind; the row count gives it away.
+    await database.kysely.deleteFrom('cluster').where('id', '=', a).execute();
+    const c = await insertCluster({ name: 'c', centroid: null });
+    expect(await view(cache)).toEqual({ b: [0.8, [0, 1, 0, 0]], c: [0.72, null] });
+    await recomputeCentroid(database.kysely, c);
+    expect(Object.keys(await view(cache))).toEqual(['b', 'c']);
+  });
+
+  it("sees a transaction's own changes, and forgets them after a rollback once invalidated", async () => {
+    const cache = new ClusterCentroids();
+    const kept = await insertCluster({ name: 'kept', centroid: unit(1, 0, 0, 0) });
+    expect(Object.keys(await view(cache))).toEqual(['kept']);
+    const rolledBack = database.kysely.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('cluster')
+        .set({ threshold: 0.99, updated_at: sql<Date>`clock_timestamp()` })
+        .where('id', '=', kept)
+        .execute();
+      const created = await assignCluster(trx, unit(0, 1, 0, 0), {
+        centroids: cache,
+        newThreshold: 0.75,
+        suggestedName: 'inside',
+      });
+      expect(created.created).toBe(true);
+      const seen = await cache.refresh(trx);
+      expect(seen.map((cluster) => [cluster.name, cluster.threshold]).sort()).toEqual([
+        ['inside', 0.75],
+        ['kept', 0.99],
+      ]);
+      throw new Error('roll back');
+    });
+    await expect(rolledBack).rejects.toThrow('roll back');
+    cache.invalidate();
+    expect(await view(cache)).toEqual({ kept: [0.72, [1, 0, 0, 0]] });
   });
 });
 

@@ -562,6 +562,7 @@ async function reEvaluateMembers(
   const reassigned: string[] = [];
   for (const { member, embedding, similarity } of leaving) {
     const assignment = await assignCluster(trx, embedding, {
+      centroids: runtime.clusterCentroids,
       newThreshold: runtime.config.clusterThreshold,
       suggestedName: suggestedNameOf(member.metadata),
       excludeClusterIds: [clusterId],

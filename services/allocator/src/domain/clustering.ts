@@ -36,6 +36,8 @@ export interface ClusterAssignment {
 }
 
 export interface AssignClusterOptions {
+  /** the process's centroid cache (runtime.clusterCentroids) */
+  centroids: ClusterCentroids;
   newThreshold: number;
   suggestedName: string | null;
   excludeClusterIds?: readonly string[];
@@ -50,8 +52,6 @@ export interface FileMove {
 }
 
 const PHASH = /^[0-9a-f]{16}$/i;
-/** Nearest clusters fetched by centroid distance before the per-cluster thresholds are applied. */
-const NEAREST_CLUSTERS = 10;
 /**
  * pgvector accumulates dot products in single precision, so SQL pre-filters use this slack and the exact
  * comparison is made here in double precision on the stored values.
@@ -136,38 +136,104 @@ export async function findDuplicate(
   return null;
 }
 
-interface ClusterCandidate {
+/** A cluster as the assignment sees it; `centroid` is null for a cluster left without members. */
+export interface CachedCluster {
   id: string;
   name: string;
   threshold: number;
-  created_at: Date;
-  centroid: string;
+  createdAt: number;
+  centroid: Float32Array | null;
+}
+
+/**
+ * Every cluster's centroid, held in memory for §3.6.6. pgvector's distance costs about 20 µs per 512-dimension
+ * centroid in the embedded (WebAssembly) engine, so ranking all centroids in SQL grew to tens of milliseconds per
+ * image with a few thousand clusters; here it is one dot product each.
+ *
+ * Callers hold the cluster lock. Every write to `cluster` happens under it and stamps `updated_at` with
+ * clock_timestamp(), so `refresh` — the rows stamped at or after the newest stamp seen, plus the row count, which
+ * reveals deletions — sees every change: those of other processes on a shared PostgreSQL, and those of the
+ * caller's own open transaction. A locked section that fails may roll back rows a refresh already saw, so the
+ * lock calls `invalidate`, and the next refresh reloads everything.
+ */
+export class ClusterCentroids {
+  #clusters = new Map<string, CachedCluster>();
+  /** the newest `updated_at` seen, in microseconds since the epoch */
+  #newestMicros = Number.MIN_SAFE_INTEGER;
+  #complete = false;
+
+  invalidate(): void {
+    this.#complete = false;
+  }
+
+  /** The current clusters, as `db` (a transaction or the catalog) sees them. */
+  async refresh(db: Executor): Promise<readonly CachedCluster[]> {
+    if (!this.#complete || !(await this.#applyChanges(db, this.#newestMicros))) {
+      this.#clusters.clear();
+      this.#newestMicros = Number.MIN_SAFE_INTEGER;
+      await this.#applyChanges(db, this.#newestMicros);
+      this.#complete = true;
+    }
+    return [...this.#clusters.values()];
+  }
+
+  /** Applies the rows stamped at or after `sinceMicros`; false when rows were deleted meanwhile. */
+  async #applyChanges(db: Executor, sinceMicros: number): Promise<boolean> {
+    // The count comes along even when nothing changed (the left join keeps its one row).
+    const { rows } = await sql<{
+      total: number;
+      id: string | null;
+      name: string;
+      threshold: number;
+      created_at: Date;
+      updated_us: number;
+      centroid: string | null;
+    }>`
+      select totals.total, c.id, c.name, c.threshold, c.created_at,
+        (extract(epoch from c.updated_at) * 1000000)::bigint as updated_us, c.centroid::text as centroid
+      from (select count(*)::int as total from cluster) totals
+      left join cluster c on (extract(epoch from c.updated_at) * 1000000)::bigint >= ${sinceMicros}`.execute(
+      db,
+    );
+    for (const row of rows) {
+      if (row.id === null) continue;
+      this.#clusters.set(row.id, {
+        id: row.id,
+        name: row.name,
+        threshold: Number(row.threshold),
+        createdAt: new Date(row.created_at).getTime(),
+        centroid: parseVector(row.centroid),
+      });
+      this.#newestMicros = Math.max(this.#newestMicros, Number(row.updated_us));
+    }
+    return this.#clusters.size === (rows[0]?.total ?? 0);
+  }
 }
 
 /** Highest sim among clusters with sim ≥ their threshold; ties → older cluster (then smaller id). */
 function bestQualifying(
   embedding: Float32Array,
-  candidates: readonly ClusterCandidate[],
-): { candidate: ClusterCandidate; similarity: number } | null {
-  let best: { candidate: ClusterCandidate; similarity: number } | null = null;
-  for (const candidate of candidates) {
-    const centroid = parseVector(candidate.centroid);
-    if (centroid === null || centroid.length !== embedding.length) continue;
+  clusters: readonly CachedCluster[],
+  excluded: ReadonlySet<string>,
+): { cluster: CachedCluster; similarity: number } | null {
+  let best: { cluster: CachedCluster; similarity: number } | null = null;
+  for (const cluster of clusters) {
+    const { centroid } = cluster;
+    if (centroid === null || centroid.length !== embedding.length || excluded.has(cluster.id)) continue;
     const similarity = dot(embedding, centroid);
-    if (similarity < Number(candidate.threshold)) continue;
+    if (similarity < cluster.threshold) continue;
     if (
       best === null ||
       similarity > best.similarity ||
-      (similarity === best.similarity && isOlder(candidate, best.candidate))
+      (similarity === best.similarity && isOlder(cluster, best.cluster))
     )
-      best = { candidate, similarity };
+      best = { cluster, similarity };
   }
   return best;
 }
 
-function isOlder(a: ClusterCandidate, b: ClusterCandidate): boolean {
-  const difference = new Date(a.created_at).getTime() - new Date(b.created_at).getTime();
-  return difference < 0 || (difference === 0 && a.id < b.id);
+function isOlder(a: CachedCluster, b: CachedCluster): boolean {
+  return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
 }
 
 /** §3.6.6: best cluster with sim ≥ its threshold (ties → older), else a new provisional cluster (threshold = newThreshold, name = suggestedName or `Cluster <8 hex>`, `_1`, `_2` … when taken). Does NOT update the centroid (call addToCentroid after the member row is saved). */
@@ -176,31 +242,12 @@ export async function assignCluster(
   embedding: Float32Array,
   options: AssignClusterOptions,
 ): Promise<ClusterAssignment> {
-  const literal = toVectorLiteral(embedding);
-  const excluded = options.excludeClusterIds ?? [];
-  const exclusion = excluded.length === 0 ? sql`` : sql`and id not in (${sql.join(excluded)})`;
-  // The nearest centroids come from the HNSW index; when one of them qualifies, no farther cluster can have a
-  // higher similarity, so the thresholds only need checking on these.
-  const nearest = await sql<ClusterCandidate>`
-    select id, name, threshold, created_at, centroid::text as centroid
-    from cluster
-    where centroid is not null ${exclusion}
-    order by centroid <=> ${literal}::vector
-    limit ${NEAREST_CLUSTERS}`.execute(db);
-  let best = bestQualifying(embedding, nearest.rows);
-  if (best === null && nearest.rows.length === NEAREST_CLUSTERS) {
-    // A farther cluster with a lower threshold may still qualify: check every cluster's own threshold.
-    const qualifying = await sql<ClusterCandidate>`
-      select id, name, threshold, created_at, centroid::text as centroid
-      from cluster
-      where centroid is not null ${exclusion}
-        and (centroid <#> ${literal}::vector) * -1 >= threshold - ${SQL_SLACK}`.execute(db);
-    best = bestQualifying(embedding, qualifying.rows);
-  }
+  const clusters = await options.centroids.refresh(db);
+  const best = bestQualifying(embedding, clusters, new Set(options.excludeClusterIds ?? []));
   if (best !== null)
     return {
-      clusterId: best.candidate.id,
-      clusterName: best.candidate.name,
+      clusterId: best.cluster.id,
+      clusterName: best.cluster.name,
       similarity: best.similarity,
       created: false,
     };

@@ -329,6 +329,7 @@ export class AssetProcessor {
         return;
       }
       const assignment = await assignCluster(catalog, media.embedding, {
+        centroids: runtime.clusterCentroids,
         newThreshold: config.clusterThreshold,
         suggestedName: labels?.suggestedClusterName ?? null,
         onCreated: () => runtime.metrics.clustersCreated.inc(),
