@@ -466,6 +466,34 @@ targets.O6 = async () => {
   };
 };
 
+/** RSS of a bare process that only opens PGlite (bench/owsc/pglite-floor.mjs): what the store alone costs. */
+function pgliteFloor() {
+  const dir = join(makeTempDir('o7-floor'), 'pglite');
+  const script = fileURLToPath(new URL('./pglite-floor.mjs', import.meta.url));
+  const run = () => {
+    const child = spawnSync(process.execPath, [script, dir], {
+      encoding: 'utf8',
+      env: { ...process.env, MALLOC_TRIM_THRESHOLD_: '1048576' },
+    });
+    if (child.status !== 0) throw new Error(`pglite-floor failed: ${child.stderr}`);
+    return JSON.parse(child.stdout.trim().split('\n').at(-1));
+  };
+  run(); // the first run creates the data directory (initdb), as the service's first start does
+  return { ...run(), node_baseline_mb: nodeBaselineMb() };
+}
+
+function nodeBaselineMb() {
+  const child = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      "setTimeout(() => console.log(/VmRSS:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]), 500)",
+    ],
+    { encoding: 'utf8' },
+  );
+  return round(Number(child.stdout.trim()) / 1024, 1);
+}
+
 targets.O7 = async () => {
   const measure = async (label, extraEnv) => {
     const runs = [];
@@ -493,6 +521,7 @@ targets.O7 = async () => {
   const result = {
     target: 'start-up to /readyz 200 <= 1 s (embedded store); idle RSS <= 120 MB',
     embedded: await measure('embedded', {}),
+    embedded_store_floor: pgliteFloor(),
   };
   // The same with PostgreSQL (DATABASE_URL), in a database of its own that is dropped afterwards.
   const adminUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';

@@ -529,7 +529,13 @@ const UNAVAILABLE_MESSAGES = [
 export function isDatabaseUnavailable(error: unknown): boolean {
   return someCause(error, (current) => {
     const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    // Class 08 is "connection exception", but 08P01 (protocol violation) comes from a live server about a
+    // malformed message, such as one with more bound parameters than the protocol can count.
+    if (
+      typeof code === 'string' &&
+      (UNAVAILABLE_CODES.has(code) || (code.startsWith('08') && code !== '08P01'))
+    )
+      return true;
     return UNAVAILABLE_MESSAGES.some((text) => current.message.startsWith(text));
   });
 }

@@ -829,6 +829,10 @@ describe('isDatabaseUnavailable / redactDatabaseUrl', () => {
     );
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(isDatabaseUnavailable(Object.assign(new Error('syntax error'), { code: '42601' }))).toBe(false);
+    // A protocol violation (class 08, but the connection is fine: e.g. too many bound parameters) is a fault.
+    expect(isDatabaseUnavailable(Object.assign(new Error('bind message has …'), { code: '08P01' }))).toBe(
+      false,
+    );
     expect(isDatabaseUnavailable('ECONNREFUSED')).toBe(false);
     expect(isUniqueViolation(Object.assign(new Error('dup'), { code: '23505' }))).toBe(true);
   });

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '@quintet/kernel/db';
 import { createLogger } from '@quintet/kernel/log';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import {
@@ -216,6 +217,17 @@ describe('getDeadLetter', () => {
     expect(entry?.assets).toEqual([
       { system_id: job.assetIds[0], status: 'done', error_message: null },
       { system_id: job.assetIds[1], status: 'failed', error_message: 'image is truncated' },
+    ]);
+  });
+
+  it('answers for a job of 40,000 system ids, more than one statement may carry as parameters', async () => {
+    const job = await insertJob({ assets: [{ status: 'done' }, { status: 'failed', error: 'bad row' }] });
+    await sql`update job set asset_ids = asset_ids || array(select gen_random_uuid() from generate_series(1, 39998))
+      where id = ${job.jobId}`.execute(database.kysely);
+    const entry = await getDeadLetter(runtime, job.jobId);
+    expect(entry?.assets).toEqual([
+      { system_id: job.assetIds[0], status: 'done', error_message: null },
+      { system_id: job.assetIds[1], status: 'failed', error_message: 'bad row' },
     ]);
   });
 

@@ -83,7 +83,8 @@ export async function getDeadLetter(
     .where((eb) =>
       job.asset_ids.length === 0
         ? eb('job_id', '=', jobId)
-        : eb.or([eb('job_id', '=', jobId), eb('id', 'in', job.asset_ids)]),
+        : // one array parameter, however many assets the job has
+          eb.or([eb('job_id', '=', jobId), eb('id', '=', sql<string>`any(${job.asset_ids}::uuid[])`)]),
     )
     .orderBy('position')
     .orderBy('created_at')

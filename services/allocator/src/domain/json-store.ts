@@ -22,7 +22,7 @@ import {
 import { decideStorage, type SchemaDecision, type StorageChoice } from './json/decision.js';
 import { chooseSchemaName, defaultSchemaName, sanitiseNameHint, TABLE_NAME_PATTERN } from './json/naming.js';
 import { DOC_COLUMN, fitDocument, reconstructDocument } from './json/rows.js';
-import { type LineageEntry, recordLineage } from './lineage.js';
+import { type LineageEntry, recordLineageList } from './lineage.js';
 import { tokenize } from './tokens.js';
 
 export type SchemaRow = Selectable<SchemaDefTable>;
@@ -41,7 +41,6 @@ const SQL_TYPES: ReadonlySet<string> = new Set<SqlType>([
   'BOOLEAN',
   'JSONB',
 ]);
-const LINEAGE_CHUNK = 2_000;
 
 export interface JsonBatch {
   jobId: string;
@@ -145,11 +144,6 @@ function chunked<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
   return chunks;
-}
-
-/** Lineage in statements of bounded size (a batch may hold thousands of documents). */
-export async function recordLineageChunked(db: Executor, entries: readonly LineageEntry[]): Promise<void> {
-  for (const chunk of chunked(entries, LINEAGE_CHUNK)) await recordLineage(db, ...chunk);
 }
 
 /**
@@ -446,7 +440,7 @@ export async function processJsonBatch(runtime: AllocatorRuntime, batch: JsonBat
       }
       if (analysis === null || decision === null) {
         await updateAssets(tx, null, outcomes);
-        await recordLineageChunked(tx, lineage);
+        await recordLineageList(tx, lineage);
         return { schema: null, created: false, outcomes };
       }
 
@@ -541,7 +535,7 @@ export async function processJsonBatch(runtime: AllocatorRuntime, batch: JsonBat
       }
 
       await updateAssets(tx, schema.id, outcomes);
-      await recordLineageChunked(tx, lineage);
+      await recordLineageList(tx, lineage);
       return { schema, created, outcomes };
     });
 

@@ -1,5 +1,6 @@
 // The audit trail of spec §3.10 ("lineage"): one row per stage an asset, schema or request went through.
 import { randomUUID } from 'node:crypto';
+import { chunkRowsByParameters } from '@quintet/kernel/db';
 import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { CatalogDatabase, LineageTable } from './database.js';
 
@@ -31,6 +32,11 @@ export function lineageRows(entries: readonly LineageEntry[]): Insertable<Lineag
 
 /** Writes lineage rows (in the caller's transaction when given one). */
 export async function recordLineage(db: Executor, ...entries: LineageEntry[]): Promise<void> {
-  if (entries.length === 0) return;
-  await db.insertInto('lineage').values(lineageRows(entries)).execute();
+  await recordLineageList(db, entries);
+}
+
+/** recordLineage for lists of any length (a batch may hold thousands of documents): statements of bounded size. */
+export async function recordLineageList(db: Executor, entries: readonly LineageEntry[]): Promise<void> {
+  for (const rows of chunkRowsByParameters(lineageRows(entries)))
+    await db.insertInto('lineage').values(rows).execute();
 }

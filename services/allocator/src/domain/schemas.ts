@@ -12,12 +12,11 @@ import {
   dataTable,
   insertDocuments,
   parseTablePlan,
-  recordLineageChunked,
   SCHEMA_LOCK_KEY,
   type SchemaRow,
   takenNames,
 } from './json-store.js';
-import type { LineageEntry } from './lineage.js';
+import { type LineageEntry, recordLineageList } from './lineage.js';
 
 type Executor = Kysely<CatalogDatabase> | Transaction<CatalogDatabase>;
 
@@ -309,7 +308,7 @@ export async function approveSchema(
       })
       .where('id', '=', schemaId)
       .execute();
-    await recordLineageChunked(tx, lineage);
+    await recordLineageList(tx, lineage);
     return { stored: stored.length, failed: misfits.length, name: schema.name };
   });
   runtime.changes.assetsChanged(changed);
@@ -360,7 +359,11 @@ export async function rejectSchema(
     const jobs =
       jobIds.length === 0
         ? []
-        : await tx.selectFrom('job').select(['id', 'request_id']).where('id', 'in', jobIds).execute();
+        : await tx
+            .selectFrom('job')
+            .select(['id', 'request_id'])
+            .where('id', '=', sql<string>`any(${jobIds}::uuid[])`)
+            .execute();
     const requestOf = new Map(jobs.map((job) => [job.id, job.request_id]));
     const lineage: LineageEntry[] = [
       {
@@ -378,7 +381,7 @@ export async function rejectSchema(
         detail: { reviewed_by: review.reviewedBy, reason: review.reason },
       })),
     ];
-    await recordLineageChunked(tx, lineage);
+    await recordLineageList(tx, lineage);
     return assets.map((asset) => asset.id);
   });
   runtime.changes.assetsChanged(failed);

@@ -387,6 +387,25 @@ describe('JSON pipeline, review required (AUTO_MIGRATE=false)', () => {
     expect(approveRejected.statusCode).toBe(409);
   });
 
+  test('a batch of 3,000 documents waits for review whole, and its rejection fails every one', async () => {
+    const documents = Array.from({ length: 3_000 }, (_, index) => ({ part: `p${index}`, weight: index / 2 }));
+    const ingested = await ingestJson(allocator, documents, { collection_name: 'parts' });
+    expect(assetsOf(ingested).every((asset) => asset.status === 'pending_review')).toBe(true);
+    const schema = await schemaOf(allocator, ingested);
+    const rejected = await postForm(allocator, `/api/v1/schemas/${schema.id}/reject`, {
+      reviewed_by: 'bob',
+      reason: 'too many parts',
+    });
+    expect(rejected.statusCode).toBe(200);
+    const statuses = await allocator.runtime.catalog
+      .selectFrom('asset')
+      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('job_id', '=', ingested.jobId)
+      .groupBy('status')
+      .execute();
+    expect(statuses.map((row) => [row.status, Number(row.n)])).toEqual([['failed', 3_000]]);
+  });
+
   test('GET /api/v1/schemas: array newest first, status filter, invalid status → 400', async () => {
     const response = await get(allocator, '/api/v1/schemas');
     expect(response.statusCode).toBe(200);

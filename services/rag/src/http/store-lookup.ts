@@ -1,5 +1,6 @@
 // The store check shared by uploads, search and chat (spec §3.4, §3.6, §3.7): every id must be a live store of
 // the caller; unknown, deleted and foreign stores all read as "not found".
+import { sql } from 'kysely';
 import type { RagDb } from '../domain/database.js';
 import { guardDatabase } from '../domain/database.js';
 import type { RagBackend } from '../domain/schema.js';
@@ -21,7 +22,8 @@ export async function findOwnedStores(
     db.kysely
       .selectFrom('stores')
       .select(['id', 'backend'])
-      .where('id', 'in', unique)
+      // one array parameter, however many ids the request names
+      .where('id', '=', sql<number>`any(${unique}::int8[])`)
       .where('user_id', '=', userId)
       .where('deleted_at', 'is', null)
       .execute(),

@@ -96,4 +96,11 @@ describe('POST /api/search', () => {
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ detail: 'Store not found' });
   });
+
+  it('checks 70,000 store ids at once: one unknown among them is a 404, not a failure', async () => {
+    const storeIds = [storeId, ...Array.from({ length: 69_999 }, (_, index) => 1_000_000 + index)];
+    const response = await search({ storeIds, query: 'Falcon' });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ detail: 'Store not found' });
+  });
 });

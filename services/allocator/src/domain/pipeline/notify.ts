@@ -4,7 +4,7 @@ import { namedLogger } from '@quintet/kernel/log';
 import type { AllocatorRuntime } from '../../runtime.js';
 import { updateBatchProgress } from '../folder-ingest.js';
 import { jobStatusBody } from '../ingest.js';
-import { recordLineage } from '../lineage.js';
+import { recordLineageList } from '../lineage.js';
 import { deliverWebhook, type WebhookEvent } from '../webhooks.js';
 
 /** Webhook deliveries still running (awaited on shutdown so none is cut off needlessly). */
@@ -53,9 +53,9 @@ export async function notifyJobTerminal(
         status: result.status,
       };
       const assetIds = job.asset_ids.length > 0 ? job.asset_ids : [null];
-      await recordLineage(
+      await recordLineageList(
         runtime.catalog,
-        ...assetIds.map((assetId) => ({
+        assetIds.map((assetId) => ({
           requestId: job.request_id,
           assetId,
           stage: result.delivered ? 'webhook_delivered' : 'webhook_failed',
