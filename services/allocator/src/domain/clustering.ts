@@ -300,14 +300,7 @@ export async function addToCentroid(
     .where('id', '=', clusterId)
     .executeTakeFirst();
   if (row === undefined) throw new Error(`cluster ${clusterId} does not exist`);
-  const current = parseVector(row.centroid);
-  const previous =
-    current !== null && current.length === embedding.length && membersBefore > 0 ? current : null;
-  const n = previous === null ? 0 : membersBefore;
-  const mean = new Float64Array(embedding.length);
-  for (let i = 0; i < embedding.length; i++)
-    mean[i] = ((previous?.[i] ?? 0) * n + (embedding[i] as number)) / (n + 1);
-  const centroid = normalise(mean);
+  const centroid = centroidWithMember(parseVector(row.centroid), embedding, membersBefore);
   await db
     .updateTable('cluster')
     .set({
@@ -316,6 +309,21 @@ export async function addToCentroid(
     })
     .where('id', '=', clusterId)
     .execute();
+}
+
+/** The centroid after one more member: normalise((c·n + e)/(n+1)); a missing c (or n = 0) counts as none. */
+export function centroidWithMember(
+  current: Float32Array | null,
+  embedding: Float32Array,
+  membersBefore: number,
+): Float32Array | null {
+  const previous =
+    current !== null && current.length === embedding.length && membersBefore > 0 ? current : null;
+  const n = previous === null ? 0 : membersBefore;
+  const mean = new Float64Array(embedding.length);
+  for (let i = 0; i < embedding.length; i++)
+    mean[i] = ((previous?.[i] ?? 0) * n + (embedding[i] as number)) / (n + 1);
+  return normalise(mean);
 }
 
 /** Number of members with their own embedding (exact duplicates excluded): the n of addToCentroid. */

@@ -6,18 +6,26 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
+import { chunkRowsByParameters } from '@quintet/kernel/db';
 import { namedLogger } from '@quintet/kernel/log';
 import type { ThreadPool } from '@quintet/kernel/thread-pool';
-import { type Selectable, sql, type Transaction } from 'kysely';
+import {
+  type Kysely,
+  type OperationNodeSource,
+  type Selectable,
+  sql,
+  type Transaction,
+  type Updateable,
+} from 'kysely';
 import type { AllocatorRuntime } from '../../runtime.js';
-import { addToCentroid, assignCluster, findDuplicate } from '../clustering.js';
+import { assignCluster, centroidWithMember, findDuplicate } from '../clustering.js';
 import type { AssetTable, CatalogDatabase } from '../database.js';
-import { toVectorLiteral } from '../database.js';
+import { parseVector, toVectorLiteral } from '../database.js';
 import type { DocumentFormat } from '../documents/extract.js';
 import { isPermanentError, PermanentProcessingError } from '../errors.js';
 import type { JobRowSelected } from '../jobs.js';
 import { processJsonBatch } from '../json-store.js';
-import { recordLineage } from '../lineage.js';
+import { type LineageEntry, lineageRows, recordLineage } from '../lineage.js';
 import { processAudio } from '../media/audio.js';
 import { type FfmpegTools, resolveFfmpegTools } from '../media/ffmpeg.js';
 import type { MediaKind } from '../media/heuristic-labels.js';
@@ -350,74 +358,58 @@ export class AssetProcessor {
         ].join(' '),
       );
       if (duplicate?.type === 'near') metadata.phash_distance = duplicate.distance;
-      await catalog.transaction().execute(async (tx) => {
-        const members = await countOwnMembers(tx, assignment.clusterId, asset.id);
-        await tx
-          .updateTable('asset')
-          .set({
-            uri: finalUri,
-            thumbnail_uri: thumbnailUri,
-            embedding: toVectorLiteral(media.embedding),
-            embedding_model: runtime.mediaEmbedder.status.model,
+      const lineage: LineageEntry[] = [
+        {
+          requestId: job.request_id,
+          assetId: asset.id,
+          stage: 'clustered',
+          detail: {
             cluster_id: assignment.clusterId,
-            perceptual_hash: image.perceptualHash,
-            tags,
-            metadata: JSON.stringify(metadata),
-            search_tokens: [...new Set(searchTokens)],
-            duplicate_of: duplicate?.type === 'near' ? duplicate.assetId : null,
-            duplicate_type: duplicate?.type === 'near' ? 'near' : null,
-            status: 'done',
-            error_message: null,
-            updated_at: sql`clock_timestamp()` as never,
-          })
-          .where('id', '=', asset.id)
-          .execute();
-        await addToCentroid(tx, assignment.clusterId, media.embedding, members);
-        await tx.deleteFrom('video_frame').where('asset_id', '=', asset.id).execute();
-        if (media.frames.length > 0)
-          await tx
-            .insertInto('video_frame')
-            .values(
-              media.frames.map((frame) => ({
-                id: randomUUID(),
-                asset_id: asset.id,
-                frame_idx: frame.frameIdx,
-                timestamp_ms: Math.round(frame.timestampMs),
-                embedding: toVectorLiteral(frame.embedding),
-              })),
-            )
-            .execute();
-        const lineage = [
-          {
-            requestId: job.request_id,
-            assetId: asset.id,
-            stage: 'clustered',
-            detail: {
-              cluster_id: assignment.clusterId,
-              cluster_name: assignment.clusterName,
-              similarity: round4(assignment.similarity),
-              created: assignment.created,
-            },
+            cluster_name: assignment.clusterName,
+            similarity: round4(assignment.similarity),
+            created: assignment.created,
           },
-          {
-            requestId: job.request_id,
-            assetId: asset.id,
-            stage: 'processing_complete',
-            detail: { cluster_id: assignment.clusterId, final_uri: finalUri, thumbnail_uri: thumbnailUri },
+        },
+        {
+          requestId: job.request_id,
+          assetId: asset.id,
+          stage: 'processing_complete',
+          detail: { cluster_id: assignment.clusterId, final_uri: finalUri, thumbnail_uri: thumbnailUri },
+        },
+      ];
+      if (duplicate?.type === 'near')
+        lineage.unshift({
+          requestId: job.request_id,
+          assetId: asset.id,
+          stage: 'deduplication',
+          detail: {
+            duplicate_of: duplicate.assetId,
+            duplicate_type: 'near',
+            phash_distance: duplicate.distance,
           },
-        ];
-        if (duplicate?.type === 'near')
-          lineage.unshift({
-            requestId: job.request_id,
-            assetId: asset.id,
-            stage: 'deduplication',
-            detail: {
-              duplicate_of: duplicate.assetId,
-              duplicate_type: 'near',
-              phash_distance: duplicate.distance,
-            } as never,
-          });
-        await recordLineage(tx, ...lineage);
+        });
+      await fileClusteredMedia(catalog, {
+        assetId: asset.id,
+        changes: {
+          uri: finalUri,
+          thumbnail_uri: thumbnailUri,
+          embedding: toVectorLiteral(media.embedding),
+          embedding_model: runtime.mediaEmbedder.status.model,
+          cluster_id: assignment.clusterId,
+          perceptual_hash: image.perceptualHash,
+          tags,
+          metadata: JSON.stringify(metadata),
+          search_tokens: [...new Set(searchTokens)],
+          duplicate_of: duplicate?.type === 'near' ? duplicate.assetId : null,
+          duplicate_type: duplicate?.type === 'near' ? 'near' : null,
+          status: 'done',
+          error_message: null,
+          updated_at: sql`clock_timestamp()` as never,
+        },
+        clusterId: assignment.clusterId,
+        embedding: media.embedding,
+        frames: media.frames,
+        lineage,
       });
       if (duplicate?.type === 'near') runtime.metrics.duplicatesDetected.inc({ type: 'near' });
     });
@@ -677,21 +669,81 @@ function storedExtensionOf(asset: Asset, originalFilename: string | null): strin
   return typeof canonical === 'string' ? canonical : '';
 }
 
-async function countOwnMembers(
-  tx: Transaction<CatalogDatabase>,
+type Executor = Kysely<CatalogDatabase> | Transaction<CatalogDatabase>;
+
+interface ClusteredMedia {
+  assetId: string;
+  changes: Updateable<AssetTable>;
+  clusterId: string;
+  embedding: Float32Array;
+  frames: readonly { frameIdx: number; timestampMs: number; embedding: Float32Array }[];
+  lineage: readonly LineageEntry[];
+}
+
+/**
+ * Files a processed media asset under its cluster: the asset row, the cluster's centroid moved by it
+ * (§3.6.6), its video frames and its lineage. The caller holds the cluster lock, so the member count and
+ * centroid read first stay true until the writes. Without frames (every image) the writes are one statement
+ * of data-modifying CTEs, atomic without a transaction; a video's new frames replace earlier ones under
+ * UNIQUE (asset_id, frame_idx), an order sibling CTEs do not guarantee, so videos are written in a transaction.
+ */
+async function fileClusteredMedia(catalog: Kysely<CatalogDatabase>, media: ClusteredMedia): Promise<void> {
+  const write = async (db: Executor, asOneStatement: boolean) => {
+    const before = await clusterBefore(db, media.clusterId, media.assetId);
+    const centroid = centroidWithMember(before.centroid, media.embedding, before.members);
+    const statements: (OperationNodeSource & { execute(): Promise<unknown> })[] = [
+      db.updateTable('asset').set(media.changes).where('id', '=', media.assetId),
+      db
+        .updateTable('cluster')
+        .set({
+          centroid: centroid === null ? null : toVectorLiteral(centroid),
+          updated_at: sql<Date>`clock_timestamp()`,
+        })
+        .where('id', '=', media.clusterId),
+      db.deleteFrom('video_frame').where('asset_id', '=', media.assetId),
+      ...(media.frames.length === 0
+        ? []
+        : [
+            db.insertInto('video_frame').values(
+              media.frames.map((frame) => ({
+                id: randomUUID(),
+                asset_id: media.assetId,
+                frame_idx: frame.frameIdx,
+                timestamp_ms: Math.round(frame.timestampMs),
+                embedding: toVectorLiteral(frame.embedding),
+              })),
+            ),
+          ]),
+      ...chunkRowsByParameters(lineageRows(media.lineage)).map((rows) =>
+        db.insertInto('lineage').values(rows),
+      ),
+    ];
+    if (!asOneStatement) {
+      for (const statement of statements) await statement.execute();
+      return;
+    }
+    const parts = statements.map((statement, index) => sql`${sql.id(`write_${index}`)} as (${statement})`);
+    await sql`with ${sql.join(parts)} select 1`.execute(db);
+  };
+  if (media.frames.length === 0) await write(catalog, true);
+  else await catalog.transaction().execute((tx) => write(tx, false));
+}
+
+/** The cluster's centroid and its members with their own embedding, `assetId` not counted: the c and n of §3.6.6. */
+async function clusterBefore(
+  db: Executor,
   clusterId: string,
-  excludeId: string,
-): Promise<number> {
-  const row = await tx
-    .selectFrom('asset')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('cluster_id', '=', clusterId)
-    .where('id', '!=', excludeId)
-    .where('status', '=', 'done')
-    .where('embedding', 'is not', null)
-    .where((eb) => eb.or([eb('duplicate_type', 'is', null), eb('duplicate_type', '!=', 'exact')]))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+  assetId: string,
+): Promise<{ members: number; centroid: Float32Array | null }> {
+  const { rows } = await sql<{ members: number; centroid: string | null }>`
+    select centroid::text as centroid,
+      (select count(*)::int from asset
+        where cluster_id = ${clusterId} and id <> ${assetId} and status = 'done' and embedding is not null
+          and duplicate_type is distinct from 'exact') as members
+    from cluster where id = ${clusterId}`.execute(db);
+  const row = rows[0];
+  if (row === undefined) throw new Error(`cluster ${clusterId} does not exist`);
+  return { members: Number(row.members), centroid: parseVector(row.centroid) };
 }
 
 async function nextPosition(tx: Transaction<CatalogDatabase>, jobId: string): Promise<number> {
