@@ -2,7 +2,7 @@
 import type { Database } from '@quintet/kernel/db';
 import type { Logger } from '@quintet/kernel/log';
 import type { AllocatorConfig } from './config.js';
-import type { ClusterCentroids } from './domain/clustering.js';
+import type { ClusterCentroids, PerceptualHashes } from './domain/clustering.js';
 import type { Catalog, CatalogDatabase } from './domain/database.js';
 import type { MediaEmbedder, TextEmbedder } from './domain/embedders.js';
 import type { AllocatorMetrics } from './domain/metrics.js';
@@ -51,5 +51,7 @@ export interface AllocatorRuntime {
   readonly clusterLock: ClusterLock;
   /** every cluster's centroid, for assignments under the cluster lock */
   readonly clusterCentroids: ClusterCentroids;
+  /** the perceptual hashes near duplicates are looked for among, under the cluster lock */
+  readonly perceptualHashes: PerceptualHashes;
   readonly changes: CatalogChanges;
 }

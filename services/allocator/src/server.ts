@@ -9,7 +9,7 @@ import { createHttpApp } from '@quintet/kernel/service';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { AllocatorConfig } from './config.js';
-import { ClusterCentroids } from './domain/clustering.js';
+import { ClusterCentroids, PerceptualHashes } from './domain/clustering.js';
 import { type CatalogDatabase, migrateCatalog, openCatalog, prepareNewCatalog } from './domain/database.js';
 import { settleFolderIngests } from './domain/folder-ingest.js';
 import { JobRunner } from './domain/jobs.js';
@@ -134,16 +134,19 @@ const CLUSTER_LOCK_KEY = 0x636c_7374;
 /**
  * The critical section of spec §3.5: an in-process mutex, plus — on PostgreSQL, where several instances may
  * process at once — a session advisory lock held on one dedicated connection while the work runs. A section
- * that fails may have rolled back cluster rows the centroid cache already saw, so the cache starts over.
+ * that fails may have rolled back rows the in-memory centroids and hashes already saw, so they start over.
  */
-function createClusterLock(database: Database<CatalogDatabase>, centroids: ClusterCentroids): ClusterLock {
+function createClusterLock(
+  database: Database<CatalogDatabase>,
+  caches: readonly { invalidate(): void }[],
+): ClusterLock {
   const exclusive = exclusiveSection(database);
   return <T>(work: () => Promise<T>): Promise<T> =>
     exclusive(async () => {
       try {
         return await work();
       } catch (error) {
-        centroids.invalidate();
+        for (const cache of caches) cache.invalidate();
         throw error;
       }
     });
@@ -231,6 +234,7 @@ export async function createRuntime(
     const textEmbedder = await setupTextEmbedder(config, namedLogger(logger, 'allocator.documents'));
     closers.push(() => textEmbedder.close());
     const clusterCentroids = new ClusterCentroids();
+    const perceptualHashes = new PerceptualHashes();
     const partial = {
       config,
       logger,
@@ -242,8 +246,9 @@ export async function createRuntime(
       startedAt: Date.now(),
       mediaEmbedder,
       textEmbedder,
-      clusterLock: createClusterLock(database, clusterCentroids),
+      clusterLock: createClusterLock(database, [clusterCentroids, perceptualHashes]),
       clusterCentroids,
+      perceptualHashes,
       changes: createChanges(),
     };
     const runner = await JobRunner.create(partial);

@@ -27,6 +27,7 @@ import {
   type FileMove,
   findDuplicate,
   moveAssetFiles,
+  PerceptualHashes,
   recomputeCentroid,
   undoFileMoves,
 } from '../src/domain/clustering.js';
@@ -49,8 +50,10 @@ let database: Database<CatalogDatabase>;
 let storageDir: string;
 let changed: string[][];
 let runtime: AllocatorRuntime;
-// One cache for the whole file, as a server keeps one: every test's truncate is a deletion it must notice.
+// One of each cache for the whole file, as a server keeps them: every test's truncate is a deletion they must
+// notice (the centroids by their count, the hashes through findDuplicate's check of the candidates).
 const centroids = new ClusterCentroids();
+const hashes = new PerceptualHashes();
 
 /** A unit vector in the plane of the first two axes with cosine `c` to [1,0,0,0]. */
 function atCosine(c: number): Float32Array {
@@ -117,7 +120,8 @@ async function insertAsset(spec: AssetSpec = {}): Promise<string> {
       storage_id: null,
       metadata: JSON.stringify(spec.metadata ?? {}),
       created_at: spec.createdAt ?? new Date(),
-      updated_at: spec.createdAt ?? new Date(),
+      // Every writer of `asset` stamps updated_at with clock_timestamp(): the in-memory hashes rely on it.
+      updated_at: sql<Date>`clock_timestamp()`,
     })
     .execute();
   return id;
@@ -214,6 +218,7 @@ beforeAll(async () => {
     storage,
     metrics: createAllocatorMetrics(),
     clusterCentroids: centroids,
+    perceptualHashes: hashes,
     clusterLock: <T>(work: () => Promise<T>): Promise<T> => {
       const run = tail.then(work, work);
       tail = run.catch(() => {});
@@ -251,9 +256,9 @@ describe('findDuplicate', () => {
     await insertAsset({ sha: 'same', status: 'processing', createdAt: at(1) });
     await insertAsset({ sha: 'same', status: 'failed', createdAt: at(2) });
     await insertAsset({ sha: 'same', kind: 'document', createdAt: at(3) });
-    expect(await findDuplicate(database.kysely, probe({ sha256: 'same' }), RULES)).toBeNull();
+    expect(await findDuplicate(database.kysely, probe({ sha256: 'same' }), RULES, hashes)).toBeNull();
     const original = await insertAsset({ sha: 'same', createdAt: at(4), embedding: atCosine(0) });
-    expect(await findDuplicate(database.kysely, probe({ sha256: 'same' }), RULES)).toEqual({
+    expect(await findDuplicate(database.kysely, probe({ sha256: 'same' }), RULES, hashes)).toEqual({
       type: 'exact',
       assetId: original,
       distance: 0,
@@ -265,14 +270,14 @@ describe('findDuplicate', () => {
     // An exact duplicate created earlier than its original (clock skew) must still not be chosen.
     await insertAsset({ sha: 'same', createdAt: at(1), duplicateType: 'exact', duplicateOf: original });
     await insertAsset({ sha: 'same', createdAt: at(3), duplicateType: 'exact', duplicateOf: original });
-    const match = await findDuplicate(database.kysely, probe({ sha256: 'same' }), RULES);
+    const match = await findDuplicate(database.kysely, probe({ sha256: 'same' }), RULES, hashes);
     expect(match).toEqual({ type: 'exact', assetId: original, distance: 0 });
   });
 
   it('never matches the probed asset itself', async () => {
     const self = await insertAsset({ sha: 'same', embedding: atCosine(1) });
     expect(
-      await findDuplicate(database.kysely, probe({ sha256: 'same', excludeAssetId: self }), RULES),
+      await findDuplicate(database.kysely, probe({ sha256: 'same', excludeAssetId: self }), RULES, hashes),
     ).toBeNull();
   });
 
@@ -283,9 +288,9 @@ describe('findDuplicate', () => {
     await insertAsset({ hash: hashAt(5), embedding: atCosine(1), createdAt: at(2) });
     // Cosine just below 0.9.
     await insertAsset({ hash: hashAt(1), embedding: atCosine(0.899), createdAt: at(3) });
-    expect(await findDuplicate(database.kysely, probe(), RULES)).toBeNull();
+    expect(await findDuplicate(database.kysely, probe(), RULES, hashes)).toBeNull();
     const near = await insertAsset({ hash: hashAt(3), embedding: atCosine(0.95), createdAt: at(4) });
-    expect(await findDuplicate(database.kysely, probe(), RULES)).toEqual({
+    expect(await findDuplicate(database.kysely, probe(), RULES, hashes)).toEqual({
       type: 'near',
       assetId: near,
       distance: 3,
@@ -300,7 +305,7 @@ describe('findDuplicate', () => {
       embedding: atCosine(0.93),
       createdAt: at(3),
     });
-    const match = await findDuplicate(database.kysely, probe(), RULES);
+    const match = await findDuplicate(database.kysely, probe(), RULES, hashes);
     expect(match).toEqual({ type: 'near', assetId: earlierTwin, distance: 2 });
     expect(match?.assetId).not.toBe(laterTwin);
   });
@@ -313,14 +318,14 @@ describe('findDuplicate', () => {
       duplicateType: 'exact',
       duplicateOf: original,
     });
-    expect(await findDuplicate(database.kysely, probe(), RULES)).toBeNull();
+    expect(await findDuplicate(database.kysely, probe(), RULES, hashes)).toBeNull();
   });
 
   it('skips stored hashes that are not 16 hex characters instead of failing', async () => {
     await insertAsset({ hash: 'not a hash', embedding: atCosine(1), createdAt: at(1) });
     await insertAsset({ hash: '00000000', embedding: atCosine(1), createdAt: at(2) });
     const valid = await insertAsset({ hash: hashAt(1), embedding: atCosine(1), createdAt: at(3) });
-    expect(await findDuplicate(database.kysely, probe(), RULES)).toEqual({
+    expect(await findDuplicate(database.kysely, probe(), RULES, hashes)).toEqual({
       type: 'near',
       assetId: valid,
       distance: 1,
@@ -329,9 +334,12 @@ describe('findDuplicate', () => {
 
   it('looks for near duplicates only with a hash and an embedding', async () => {
     await insertAsset({ hash: hashAt(0), embedding: atCosine(1) });
-    expect(await findDuplicate(database.kysely, probe({ perceptualHash: null }), RULES)).toBeNull();
-    expect(await findDuplicate(database.kysely, probe({ embedding: null }), RULES)).toBeNull();
-    expect(await findDuplicate(database.kysely, probe(), RULES)).toMatchObject({ type: 'near', distance: 0 });
+    expect(await findDuplicate(database.kysely, probe({ perceptualHash: null }), RULES, hashes)).toBeNull();
+    expect(await findDuplicate(database.kysely, probe({ embedding: null }), RULES, hashes)).toBeNull();
+    expect(await findDuplicate(database.kysely, probe(), RULES, hashes)).toMatchObject({
+      type: 'near',
+      distance: 0,
+    });
   });
 });
 
@@ -468,6 +476,73 @@ describe('assignCluster', () => {
     });
     expect(assignment.created).toBe(true);
     expect(await database.kysely.selectFrom('cluster').select('id').execute()).toHaveLength(2);
+  });
+});
+
+describe('PerceptualHashes', () => {
+  it('counts differing bits across both halves of the 64-bit hash', async () => {
+    const cache = new PerceptualHashes();
+    const ids = {
+      same: await insertAsset({ hash: '0000000000000000', embedding: atCosine(1) }),
+      highNibble: await insertAsset({ hash: 'f000000000000000', embedding: atCosine(1) }),
+      bothEnds: await insertAsset({ hash: '8000000000000001', embedding: atCosine(1) }),
+      lowWord: await insertAsset({ hash: '00000000ffffffff', embedding: atCosine(1) }),
+      all: await insertAsset({ hash: 'ffffffffffffffff', embedding: atCosine(1) }),
+      four: await insertAsset({ hash: hashAt(4), embedding: atCosine(1) }),
+      five: await insertAsset({ hash: hashAt(5), embedding: atCosine(1) }),
+    };
+    await cache.refresh(database.kysely);
+    const found = (bound: number) => {
+      const within = new Set(cache.within('0000000000000000', bound, 'none'));
+      return Object.entries(ids)
+        .filter(([, id]) => within.has(id))
+        .map(([name]) => name);
+    };
+    expect(found(5)).toEqual(['same', 'highNibble', 'bothEnds', 'four']);
+    expect(found(1)).toEqual(['same']);
+    expect(found(33)).toEqual(['same', 'highNibble', 'bothEnds', 'lowWord', 'four', 'five']);
+    expect(found(65)).toHaveLength(7);
+    expect(cache.within('0000000000000000', 5, ids.same)).not.toContain(ids.same);
+  });
+
+  it('follows assets filed, changed and deleted after it was filled; findDuplicate drops what left', async () => {
+    const cache = new PerceptualHashes();
+    const original = await insertAsset({ hash: hashAt(0), embedding: atCosine(1) });
+    await cache.refresh(database.kysely);
+    expect(cache.within(hashAt(0), 5, 'none')).toEqual([original]);
+    // Filed later (status done, stamped now): seen by the next refresh.
+    const later = await insertAsset({ hash: hashAt(1), embedding: atCosine(1), status: 'processing' });
+    await cache.refresh(database.kysely);
+    expect(cache.within(hashAt(0), 5, 'none')).toEqual([original]);
+    await database.kysely
+      .updateTable('asset')
+      .set({ status: 'done', updated_at: sql<Date>`clock_timestamp()` })
+      .where('id', '=', later)
+      .execute();
+    await cache.refresh(database.kysely);
+    expect(cache.within(hashAt(0), 5, 'none').sort()).toEqual([original, later].sort());
+    // Becoming an exact duplicate takes it out.
+    await database.kysely
+      .updateTable('asset')
+      .set({ duplicate_type: 'exact', duplicate_of: original, updated_at: sql<Date>`clock_timestamp()` })
+      .where('id', '=', later)
+      .execute();
+    await cache.refresh(database.kysely);
+    expect(cache.within(hashAt(0), 5, 'none')).toEqual([original]);
+    // A deleted asset leaves no row behind: it stays a candidate, and the rule itself turns it down.
+    await database.kysely.deleteFrom('asset').where('id', '=', original).execute();
+    await cache.refresh(database.kysely);
+    expect(cache.within(hashAt(0), 5, 'none')).toEqual([original]);
+    const probe = {
+      sha256: 'p',
+      perceptualHash: hashAt(0),
+      embedding: atCosine(1),
+      excludeAssetId: randomUUID(),
+    };
+    expect(await findDuplicate(database.kysely, probe, RULES, cache)).toBeNull();
+    cache.invalidate();
+    await cache.refresh(database.kysely);
+    expect(cache.within(hashAt(0), 5, 'none')).toEqual([]);
   });
 });
 

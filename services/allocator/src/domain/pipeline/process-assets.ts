@@ -331,6 +331,7 @@ export class AssetProcessor {
           excludeAssetId: asset.id,
         },
         { hammingThreshold: config.dedupHammingThreshold, minSimilarity: config.dedupNearMinSimilarity },
+        runtime.perceptualHashes,
       );
       if (duplicate?.type === 'exact') {
         await this.#commitExactDuplicate(job, asset, duplicate.assetId, path, metadata);
