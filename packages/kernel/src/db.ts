@@ -287,6 +287,8 @@ const PGLITE_THREAD_ENTRY = new URL(
   import.meta.url,
 );
 const PGLITE_CLOSED = 'PGlite is closed';
+/** How long a closed database's thread may take to end by itself before it is terminated. */
+const THREAD_EXIT_GRACE_MS = 2_000;
 
 /**
  * The embedded engine in its worker thread (pglite-engine.ts), seen from the main thread: statements go over
@@ -300,8 +302,10 @@ class PgliteThread implements EmbeddedEngine {
   private nextId = 1;
   private stopped: Error | undefined;
   private closing: Promise<void> | undefined;
+  private readonly exited: Promise<void>;
 
   private constructor(private readonly worker: Worker) {
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (message: PgliteMessage) => {
       if (message.kind !== 'result' && message.kind !== 'error') return;
       const call = this.pending.get(message.id);
@@ -376,14 +380,23 @@ class PgliteThread implements EmbeddedEngine {
     return this.send({ kind: 'exec', sql });
   }
 
-  /** Closes the engine (PostgreSQL's shutdown checkpoint) and ends the thread; safe to call twice. */
+  /**
+   * Closes the engine (PostgreSQL's shutdown checkpoint) and ends the thread; safe to call twice. The thread
+   * leaves by itself once it has answered: terminating a thread is the path on which Node has crashed when
+   * other threads start meanwhile (nodejs/node#56312), so terminate() is only the fallback.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.stopped === undefined) {
         try {
           await this.send({ kind: 'close' }, true);
         } finally {
-          await this.worker.terminate();
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<'late'>((resolve) => {
+            timer = setTimeout(() => resolve('late'), THREAD_EXIT_GRACE_MS);
+          });
+          if ((await Promise.race([this.exited, late])) === 'late') await this.worker.terminate();
+          clearTimeout(timer);
         }
       }
     })();

@@ -325,7 +325,9 @@ async function serve(data: PgliteThreadData): Promise<void> {
       .then((reply) => {
         post(reply);
         inFlight--;
-        if (inFlight === 0 && request.kind !== 'close') awaitNextBriefly(port, handle);
+        // After closing, nothing keeps this thread's loop alive once the port is closed: it ends by itself.
+        if (request.kind === 'close') port.close();
+        else if (inFlight === 0) awaitNextBriefly(port, handle);
       });
   };
   port.on('message', handle);

@@ -440,6 +440,18 @@ describe('PGlite specifics', () => {
     }
   });
 
+  it('lets the thread of a closed database end by itself instead of terminating it', async () => {
+    const terminate = vi.spyOn(Worker.prototype, 'terminate');
+    try {
+      const db = await openDatabase<unknown>({});
+      await sql`select 1`.execute(db.kysely);
+      await db.close();
+      expect(terminate).not.toHaveBeenCalled();
+    } finally {
+      terminate.mockRestore();
+    }
+  });
+
   it('carries values and PostgreSQL error fields across the thread', async () => {
     const db = await openDatabase<unknown>({});
     try {
