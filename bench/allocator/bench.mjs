@@ -28,6 +28,7 @@ import {
   runTargets,
   sleep,
 } from '../lib.mjs';
+import { bucketCounts, histogram, histogramDelta, histogramQuantile } from '../metrics.mjs';
 import {
   FAMILIES,
   familyMember,
@@ -37,7 +38,6 @@ import {
   reencoded,
   resized90,
 } from './media.mjs';
-import { bucketCounts, histogram, histogramDelta, histogramQuantile } from './metrics.mjs';
 import {
   assetProcessingMs,
   getJson,

@@ -24,6 +24,7 @@ import {
   sleep,
   startService,
 } from '../lib.mjs';
+import { histogram, histogramDelta, histogramQuantile } from '../metrics.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/rag/bin/rag-assistant.js');
@@ -295,6 +296,11 @@ targets.R2 = async () => {
   ];
   const latencies = [];
   let index = 0;
+  const searchHistogram = async () =>
+    histogram(await (await fetch(`${server.base}/metrics`)).text(), 'http_request_duration_seconds', {
+      endpoint: '/api/search',
+    });
+  const before = await searchHistogram();
   const started = performance.now();
   const until = started + n(20_000, 4_000);
   await Promise.all(
@@ -307,13 +313,27 @@ targets.R2 = async () => {
       }
     }),
   );
+  const searchesPerSecond = latencies.length / ((performance.now() - started) / 1000);
+  // The spec counts server time: the service's own request-duration histogram over the same searches (linear
+  // within its buckets, …, 25, 50, 100 ms, …, as PromQL's histogram_quantile).
+  const served = histogramDelta(await searchHistogram(), before);
+  const share = (seconds) =>
+    (served.buckets.find((bucket) => bucket.le === seconds)?.count ?? 0) / served.count;
   return {
-    target: 'search over 50,000 chunks: p50 <= 25 ms, p95 <= 60 ms (20 concurrent clients)',
+    target: 'search over 50,000 chunks: p50 <= 25 ms, p95 <= 60 ms (server time, 20 concurrent clients)',
     chunks: indexed,
     corpus_index_seconds: round(seconds, 1),
     searches: latencies.length,
-    searches_per_s: round(latencies.length / ((performance.now() - started) / 1000), 1),
+    searches_per_s: round(searchesPerSecond, 1),
     latency_ms: latencySummary(latencies),
+    server_time: {
+      requests: served.count,
+      p50_ms: round(histogramQuantile(served, 0.5) * 1000, 1),
+      p95_ms: round(histogramQuantile(served, 0.95) * 1000, 1),
+      share_within_25_ms: round(share(0.025), 3),
+      share_within_50_ms: round(share(0.05), 3),
+      share_within_100_ms: round(share(0.1), 3),
+    },
   };
 };
 

@@ -1,4 +1,4 @@
-// Prometheus text parsing for the allocator benchmarks: one histogram's cumulative buckets (optionally filtered by
+// Prometheus text parsing for the benchmarks: one histogram's cumulative buckets (optionally filtered by
 // labels) and its quantiles, interpolated within the bucket as PromQL's histogram_quantile does.
 
 function parseLabels(text) {
