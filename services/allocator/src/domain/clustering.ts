@@ -403,6 +403,23 @@ export function centroidWithMember(
   return normalise(mean);
 }
 
+/** The cluster's centroid and its members with their own embedding, `assetId` not counted: the c and n of §3.6.6. */
+export async function clusterBefore(
+  db: Executor,
+  clusterId: string,
+  assetId: string,
+): Promise<{ members: number; centroid: Float32Array | null }> {
+  const { rows } = await sql<{ members: number; centroid: string | null }>`
+    select centroid::text as centroid,
+      (select count(*)::int from asset
+        where cluster_id = ${clusterId} and id <> ${assetId} and status = 'done' and embedding is not null
+          and duplicate_type is distinct from 'exact') as members
+    from cluster where id = ${clusterId}`.execute(db);
+  const row = rows[0];
+  if (row === undefined) throw new Error(`cluster ${clusterId} does not exist`);
+  return { members: Number(row.members), centroid: parseVector(row.centroid) };
+}
+
 /** Number of members with their own embedding (exact duplicates excluded): the n of addToCentroid. */
 export async function countCentroidMembers(db: Executor, clusterId: string): Promise<number> {
   const row = await sql<{ members: number }>`

@@ -18,9 +18,9 @@ import {
   type Updateable,
 } from 'kysely';
 import type { AllocatorRuntime } from '../../runtime.js';
-import { assignCluster, centroidWithMember, findDuplicate } from '../clustering.js';
+import { assignCluster, centroidWithMember, clusterBefore, findDuplicate } from '../clustering.js';
 import type { AssetTable, CatalogDatabase } from '../database.js';
-import { parseVector, toVectorLiteral } from '../database.js';
+import { toVectorLiteral } from '../database.js';
 import type { DocumentFormat } from '../documents/extract.js';
 import { isPermanentError, PermanentProcessingError } from '../errors.js';
 import type { JobRowSelected } from '../jobs.js';
@@ -728,23 +728,6 @@ async function fileClusteredMedia(catalog: Kysely<CatalogDatabase>, media: Clust
   };
   if (media.frames.length === 0) await write(catalog, true);
   else await catalog.transaction().execute((tx) => write(tx, false));
-}
-
-/** The cluster's centroid and its members with their own embedding, `assetId` not counted: the c and n of §3.6.6. */
-async function clusterBefore(
-  db: Executor,
-  clusterId: string,
-  assetId: string,
-): Promise<{ members: number; centroid: Float32Array | null }> {
-  const { rows } = await sql<{ members: number; centroid: string | null }>`
-    select centroid::text as centroid,
-      (select count(*)::int from asset
-        where cluster_id = ${clusterId} and id <> ${assetId} and status = 'done' and embedding is not null
-          and duplicate_type is distinct from 'exact') as members
-    from cluster where id = ${clusterId}`.execute(db);
-  const row = rows[0];
-  if (row === undefined) throw new Error(`cluster ${clusterId} does not exist`);
-  return { members: Number(row.members), centroid: parseVector(row.centroid) };
 }
 
 async function nextPosition(tx: Transaction<CatalogDatabase>, jobId: string): Promise<number> {
