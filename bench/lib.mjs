@@ -1,7 +1,7 @@
 // Helpers shared by the benchmarks under bench/<service>/.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +64,48 @@ export function procCpuTicks(pid) {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU clock ticks so far, summed over the processes of /proc: `{ tree, named }` — `tree` over `pid` and all its
+ * descendants (a cluster primary and its workers), `named` over every process whose command name is `name`
+ * (e.g. the PostgreSQL server's backends). Exited processes no longer count: compare samples taken while the
+ * processes of interest run.
+ */
+export function cpuTicksOf(pid, name) {
+  const processes = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      processes.push({
+        pid: Number(entry),
+        ppid: Number(fields[1]),
+        comm,
+        ticks: Number(fields[11]) + Number(fields[12]),
+      });
+    } catch {
+      // exited while being read
+    }
+  }
+  const inTree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const process of processes)
+      if (!inTree.has(process.pid) && inTree.has(process.ppid)) {
+        inTree.add(process.pid);
+        grew = true;
+      }
+  }
+  let tree = 0;
+  let named = 0;
+  for (const process of processes) {
+    if (inTree.has(process.pid)) tree += process.ticks;
+    if (process.comm === name) named += process.ticks;
+  }
+  return { tree, named };
 }
 
 /** Samples VmRSS of `pid` every `everyMs`; `stop()` returns { peakKb, samples }. */
@@ -161,7 +203,7 @@ export function removeTempDir(dir) {
 }
 
 /**
- * Starts `node <bin> serve --host 127.0.0.1 --port <free port>` with `env` over this process's environment, its
+ * Starts `node <bin> serve --host 127.0.0.1 --port <free port> ...args` with `env` over this process's environment, its
  * stdout and stderr in `<logDir>/server-<time>.log`, and resolves once `isReady({ base, readLog })` is true
  * (asked every `pollMs`; a throw counts as not yet). Fails when the server exits first or is not ready within
  * `timeoutMs`. `stop()` sends SIGTERM, then SIGKILL after `stopTimeoutMs`, and resolves to the exit code.
@@ -170,6 +212,7 @@ export async function startService({
   bin,
   logDir,
   env = {},
+  args = [],
   isReady,
   pollMs = 25,
   timeoutMs = 60_000,
@@ -180,10 +223,14 @@ export async function startService({
   const readLog = () => readFileSync(logPath, 'utf8');
   const logFd = openSync(logPath, 'a');
   const started = performance.now();
-  const child = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', String(port)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', logFd, logFd],
-  });
+  const child = spawn(
+    process.execPath,
+    [bin, 'serve', '--host', '127.0.0.1', '--port', String(port), ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', logFd, logFd],
+    },
+  );
   closeSync(logFd);
   killOnExit(child);
   const running = () => child.exitCode === null && child.signalCode === null;
@@ -223,4 +270,30 @@ export async function startService({
       return child.exitCode;
     },
   };
+}
+
+/**
+ * Runs `use(url)` with the URL of a new, empty PostgreSQL database on the server of `BENCH_DATABASE_URL` (default:
+ * the local test server), dropped afterwards. Resolves to `{ skipped }` instead when that server cannot be reached.
+ */
+export async function withScratchDatabase(prefix, use) {
+  const adminUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const { default: pg } = await import('pg');
+  const name = `${prefix}_${process.pid}_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+  } catch (error) {
+    await admin.end().catch(() => {});
+    return { skipped: `no PostgreSQL at ${adminUrl}: ${error.message}` };
+  }
+  try {
+    const url = new URL(adminUrl);
+    url.pathname = `/${name}`;
+    return await use(url.toString());
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
 }

@@ -15,7 +15,16 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import WebSocket from 'ws';
-import { freePort, latencySummary, percentile, procStatusKb, round, runTargets, sleep } from '../lib.mjs';
+import {
+  freePort,
+  latencySummary,
+  percentile,
+  procStatusKb,
+  round,
+  runTargets,
+  sleep,
+  withScratchDatabase,
+} from '../lib.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(root, 'services/owsc/bin/openworld-chem.js');
@@ -524,26 +533,9 @@ targets.O7 = async () => {
     embedded_store_floor: pgliteFloor(),
   };
   // The same with PostgreSQL (DATABASE_URL), in a database of its own that is dropped afterwards.
-  const adminUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
-  const { default: pg } = await import('pg');
-  const name = `owsc_bench_${process.pid}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  try {
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-  } catch (error) {
-    result.postgres = { skipped: `no PostgreSQL at ${adminUrl}: ${error.message}` };
-    await admin.end().catch(() => {});
-    return result;
-  }
-  try {
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    result.postgres = await measure('postgres', { DATABASE_URL: url.toString() });
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
+  result.postgres = await withScratchDatabase('owsc_bench', (url) =>
+    measure('postgres', { DATABASE_URL: url }),
+  );
   return result;
 };
 

@@ -2,7 +2,8 @@
 // deadline: a task whose signal aborts (timeout, shutdown) has its worker terminated and replaced on demand;
 // each worker has a heap cap, so one oversized input cannot exhaust the process's memory.
 //
-// The worker side calls `serveThreadTasks(handler)`; replies are { ok: true, result } or { ok: false, error }.
+// The worker side calls `serveThreadTasks(handler)`; replies are { ok: true, result } or { ok: false, error },
+// preceded by any number of { partial } messages when the task hands over its result in pieces.
 import { EventEmitter } from 'node:events';
 import { isMarkedAsUntransferable, parentPort, type TransferListItem, Worker } from 'node:worker_threads';
 
@@ -17,6 +18,11 @@ export interface SerializedThreadError {
 }
 
 type ThreadReply<R> = { ok: true; result: R } | { ok: false; error: SerializedThreadError };
+
+/** A piece of a task's result, sent before its reply (`emit` of `serveThreadTasks`). */
+interface ThreadPartial<P> {
+  partial: P;
+}
 
 /** The worker ran out of its heap cap. */
 export class ThreadOutOfMemoryError extends Error {
@@ -94,8 +100,11 @@ export function reviveThreadError(data: SerializedThreadError): Error {
   return error;
 }
 
-/** Up to `size` reusable worker threads; idle workers do not keep the process alive. */
-export class ThreadPool<Request, Result> extends EventEmitter<ThreadPoolEvents> {
+/**
+ * Up to `size` reusable worker threads; idle workers do not keep the process alive. A task may hand over pieces
+ * of its result (`Partial`) while it runs, so that the caller can use them before the task ends.
+ */
+export class ThreadPool<Request, Result, Partial = never> extends EventEmitter<ThreadPoolEvents> {
   readonly #options: ThreadPoolOptions;
   readonly #maxTasks: number;
   readonly #idle: PooledWorker[] = [];
@@ -123,11 +132,16 @@ export class ThreadPool<Request, Result> extends EventEmitter<ThreadPoolEvents> 
     return this.#busy.size;
   }
 
-  /** Runs `request` in a worker; rejects with `signal.reason` when it aborts (the worker is terminated). */
+  /**
+   * Runs `request` in a worker; rejects with `signal.reason` when it aborts (the worker is terminated).
+   * `onPartial` receives the pieces the task emits, in order, before the result; if it throws, the task is
+   * stopped (its worker terminated) and `run` rejects with that error.
+   */
   async run(
     request: Request,
     signal: AbortSignal,
     transfer: readonly TransferListItem[] = [],
+    onPartial?: (partial: Partial) => void,
   ): Promise<Result> {
     await this.#turn(signal);
     let pooled: PooledWorker | undefined;
@@ -139,7 +153,7 @@ export class ThreadPool<Request, Result> extends EventEmitter<ThreadPoolEvents> 
       pooled = this.#idle.pop() ?? this.#spawn();
       this.#busy.add(pooled);
       pooled.worker.ref();
-      const result = await this.#runOn(pooled, request, signal, transfer);
+      const result = await this.#runOn(pooled, request, signal, transfer, onPartial);
       pooled.tasks++;
       reusable = pooled.tasks < this.#maxTasks;
       return result;
@@ -232,6 +246,7 @@ export class ThreadPool<Request, Result> extends EventEmitter<ThreadPoolEvents> 
     request: Request,
     signal: AbortSignal,
     transfer: readonly TransferListItem[],
+    onPartial: ((partial: Partial) => void) | undefined,
   ): Promise<Result> {
     const { worker } = pooled;
     const revive = this.#options.reviveError ?? reviveThreadError;
@@ -243,7 +258,17 @@ export class ThreadPool<Request, Result> extends EventEmitter<ThreadPoolEvents> 
         worker.off('exit', onExit);
         signal.removeEventListener('abort', onAbort);
       };
-      const onMessage = (reply: ThreadReply<Result>) => {
+      const onMessage = (reply: ThreadReply<Result> | ThreadPartial<Partial>) => {
+        if ('partial' in reply) {
+          try {
+            onPartial?.(reply.partial);
+          } catch (error) {
+            cleanup();
+            this.#stop(pooled, 'aborted');
+            reject(error);
+          }
+          return;
+        }
         cleanup();
         if (reply.ok) resolve(reply.result);
         else reject(revive(reply.error));
@@ -325,18 +350,25 @@ export function serializeThreadError(error: unknown): SerializedThreadError {
   return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
 }
 
+/** Worker side: hands a piece of the running task's result to the caller, moving the buffers in `transfer`. */
+export type EmitPartial<Partial> = (partial: Partial, transfer?: readonly TransferListItem[]) => void;
+
 /**
  * Worker side: answers each message with `handler`'s result (transferring the buffers `transferOf` names) or
- * its error.
+ * its error. The handler may `emit` pieces of its result before it returns (see `ThreadPool.run`'s `onPartial`).
  */
-export function serveThreadTasks<Request, Result>(
-  handler: (request: Request) => Promise<Result>,
+export function serveThreadTasks<Request, Result, Partial = never>(
+  handler: (request: Request, emit: EmitPartial<Partial>) => Promise<Result>,
   transferOf: (result: Result) => TransferListItem[] = () => [],
 ): void {
   const port = parentPort;
   if (port === null) throw new Error('serveThreadTasks must run in a worker thread');
+  const emit: EmitPartial<Partial> = (partial, transfer = []) => {
+    const message: ThreadPartial<Partial> = { partial };
+    port.postMessage(message, transfer);
+  };
   port.on('message', (request: Request) => {
-    handler(request).then(
+    handler(request, emit).then(
       (result) => {
         const reply: ThreadReply<Result> = { ok: true, result };
         port.postMessage(reply, transferOf(result));

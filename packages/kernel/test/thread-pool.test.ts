@@ -14,18 +14,22 @@ import {
   threadEntry,
   transferableBuffers,
 } from '../src/thread-pool.js';
-import type { ThreadTask, ThreadTaskResult } from './fixtures/thread-tasks.js';
+import type { ThreadTask, ThreadTaskPiece, ThreadTaskResult } from './fixtures/thread-tasks.js';
 
 const ENTRY = threadEntry(import.meta.url, 'fixtures/thread-tasks');
 
-const pools: ThreadPool<ThreadTask, ThreadTaskResult>[] = [];
+const pools: ThreadPool<ThreadTask, ThreadTaskResult, ThreadTaskPiece>[] = [];
 afterEach(async () => {
   await Promise.all(pools.splice(0).map((pool) => pool.close()));
 });
 
 /** A pool on the test worker entry, with every spawn and exit it reports. */
 function poolOf(options: Partial<ThreadPoolOptions> = {}) {
-  const pool = new ThreadPool<ThreadTask, ThreadTaskResult>({ entry: ENTRY, size: 1, ...options });
+  const pool = new ThreadPool<ThreadTask, ThreadTaskResult, ThreadTaskPiece>({
+    entry: ENTRY,
+    size: 1,
+    ...options,
+  });
   const spawns: number[] = [];
   const exits: [threadId: number, reason: ThreadExitReason][] = [];
   pool.on('spawn', (threadId) => spawns.push(threadId));
@@ -115,6 +119,43 @@ describe('ThreadPool', () => {
     expect(Array.from(result.scaled ?? [])).toEqual([3, -4, 8]);
     // The worker no longer has the array it answered with.
     expect((await pool.run({ op: 'last-scaled-bytes' }, signal())).value).toBe(0);
+  });
+
+  it('hands over the pieces a task emits, in order and moved, before its result', async () => {
+    const { pool } = poolOf();
+    const events: string[] = [];
+    const result = await pool.run({ op: 'pieces', count: 5 }, signal(), [], (piece) => {
+      expect(piece.bytes).toBeInstanceOf(Uint8Array);
+      events.push(`piece ${piece.index}: ${Array.from(piece.bytes).join('')}`);
+    });
+    events.push(`result ${result.value}`);
+    expect(events).toEqual([
+      'piece 0: 0000',
+      'piece 1: 1111',
+      'piece 2: 2222',
+      'piece 3: 3333',
+      'piece 4: 4444',
+      'result 5',
+    ]);
+    // A task run without a receiver for its pieces still gets its result, on the same worker.
+    expect((await pool.run({ op: 'pieces', count: 2 }, signal())).tasks).toBe(2);
+  });
+
+  it('stops the task whose receiver of pieces throws, and rejects with that error', async () => {
+    const { pool, exits } = poolOf();
+    const refused = new Error('no room for more pieces');
+    const received: number[] = [];
+    // The task would spin for ever after its pieces: only terminating its worker ends it.
+    const outcome = pool.run({ op: 'pieces', count: 3, afterwards: 'spin' }, signal(), [], (piece) => {
+      received.push(piece.index);
+      if (piece.index === 1) throw refused;
+    });
+    await expect(outcome).rejects.toBe(refused);
+    expect(received).toEqual([0, 1]);
+    await until(() => exits.length === 1);
+    expect(exits[0]?.[1]).toBe('aborted');
+    expect(pool.busyCount).toBe(0);
+    expect((await pool.run({ op: 'echo', value: 'next' }, signal())).value).toBe('next');
   });
 
   it('revives task errors with reviveError, or as plain errors with name, message and code', async () => {

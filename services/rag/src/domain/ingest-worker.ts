@@ -40,61 +40,80 @@ export interface AnalysedChunk extends ChunkDraft {
   termCount: number;
 }
 
-export interface AnalysedDocument {
+/** Consecutive chunks of a document, as analysis hands them over. */
+export interface AnalysedChunks {
   chunks: AnalysedChunk[];
-  /** PDF pages or slides; null for other formats */
-  pageCount: number | null;
-  /** estimated tokens of the extracted text without the chunk overlap (what indexing is charged on) */
-  tokenCount: number;
   /** chunk i's local embedding is [i × dim, (i + 1) × dim); null when none was requested */
   embeddings: Float32Array<ArrayBuffer> | null;
 }
 
-/** Parses, chunks and analyses one document on this thread. */
-export async function analyseDocument(request: AnalyseRequest): Promise<AnalysedDocument> {
+/** What is known of a document once all its chunks have been handed over. */
+export interface DocumentSummary {
+  chunkCount: number;
+  /** PDF pages or slides; null for other formats */
+  pageCount: number | null;
+  /** estimated tokens of the extracted text without the chunk overlap (what indexing is charged on) */
+  tokenCount: number;
+}
+
+/**
+ * Chunks analysed per hand-over: the first ones are written to the database while the rest are still being
+ * analysed, instead of after the whole document (a 10 MB text is ~10,000 chunks and seconds of analysis).
+ */
+export const ANALYSIS_BATCH_CHUNKS = 250;
+
+/**
+ * Parses, chunks and analyses one document on this thread, handing its chunks to `onChunks` in order, in runs
+ * of ANALYSIS_BATCH_CHUNKS.
+ */
+export async function analyseDocument(
+  request: AnalyseRequest,
+  onChunks: (chunks: AnalysedChunks) => void,
+): Promise<DocumentSummary> {
   const parsed = await parseDocument(request.path, request.mimeType, request.parse);
   const drafts = chunkBlocks(parsed.blocks, request.chunk);
   const dim = request.embeddingDim;
-  const embeddings = dim === null ? null : new Float32Array(drafts.length * dim);
-  const chunks = drafts.map((draft, index): AnalysedChunk => {
-    // One analysis per chunk serves both the term frequencies and the local embedding.
-    const terms = contentTerms(draft.text);
-    const frequencies = termFrequenciesOf(terms);
-    if (embeddings !== null && dim !== null) embeddings.set(localEmbeddingOfTerms(terms, dim), index * dim);
-    return { ...draft, termsJson: JSON.stringify(frequencies.terms), termCount: frequencies.count };
-  });
+  for (let start = 0; start < drafts.length; start += ANALYSIS_BATCH_CHUNKS) {
+    const batch = drafts.slice(start, start + ANALYSIS_BATCH_CHUNKS);
+    const embeddings = dim === null ? null : new Float32Array(batch.length * dim);
+    const chunks = batch.map((draft, index): AnalysedChunk => {
+      // One analysis per chunk serves both the term frequencies and the local embedding.
+      const terms = contentTerms(draft.text);
+      const frequencies = termFrequenciesOf(terms);
+      if (embeddings !== null && dim !== null) embeddings.set(localEmbeddingOfTerms(terms, dim), index * dim);
+      return { ...draft, termsJson: JSON.stringify(frequencies.terms), termCount: frequencies.count };
+    });
+    onChunks({ chunks, embeddings });
+  }
   return {
-    chunks,
+    chunkCount: drafts.length,
     pageCount: parsed.pageCount,
     tokenCount: extractedTokenCount(parsed.blocks),
-    embeddings,
   };
 }
 
 // ---- messages between the pool and a worker ----
 
 /**
- * An AnalysedDocument as a few large values: cloning thousands of small objects would hold the receiving
- * event loop for tens of milliseconds, one long string is a copy, and the typed arrays are transferred.
+ * AnalysedChunks as a few large values: cloning hundreds of small objects would hold the receiving event loop,
+ * one long string is a copy, and the typed arrays are transferred.
  */
-export interface PackedDocument {
+export interface PackedChunks {
   /** every chunk's text, concatenated */
   texts: string;
   /** every chunk's terms JSON, concatenated */
   termsJson: string;
   /** per chunk: ordinal, page (−1: none), text length, terms JSON length, token count, term count */
   fields: Int32Array<ArrayBuffer>;
-  pageCount: number | null;
-  tokenCount: number;
   embeddings: Float32Array<ArrayBuffer> | null;
 }
 
 const FIELDS_PER_CHUNK = 6;
 
-/** The worker's form of a document; its typed arrays are transferred (see ingest-worker-entry.ts). */
-export function packDocument(document: AnalysedDocument): PackedDocument {
-  const fields = new Int32Array(document.chunks.length * FIELDS_PER_CHUNK);
-  document.chunks.forEach((chunk, index) => {
+/** The worker's form of a run of chunks; its typed arrays are transferred (see ingest-worker-entry.ts). */
+export function packChunks(analysed: AnalysedChunks): PackedChunks {
+  const fields = new Int32Array(analysed.chunks.length * FIELDS_PER_CHUNK);
+  analysed.chunks.forEach((chunk, index) => {
     fields.set(
       [
         chunk.ordinal,
@@ -108,17 +127,15 @@ export function packDocument(document: AnalysedDocument): PackedDocument {
     );
   });
   return {
-    texts: document.chunks.map((chunk) => chunk.text).join(''),
-    termsJson: document.chunks.map((chunk) => chunk.termsJson).join(''),
+    texts: analysed.chunks.map((chunk) => chunk.text).join(''),
+    termsJson: analysed.chunks.map((chunk) => chunk.termsJson).join(''),
     fields,
-    pageCount: document.pageCount,
-    tokenCount: document.tokenCount,
-    embeddings: document.embeddings,
+    embeddings: analysed.embeddings,
   };
 }
 
-/** The AnalysedDocument a PackedDocument stands for. */
-export function unpackDocument(packed: PackedDocument): AnalysedDocument {
+/** The AnalysedChunks a PackedChunks stands for. */
+export function unpackChunks(packed: PackedChunks): AnalysedChunks {
   const { fields } = packed;
   const chunks: AnalysedChunk[] = [];
   let textAt = 0;
@@ -138,12 +155,7 @@ export function unpackDocument(packed: PackedDocument): AnalysedDocument {
     textAt += textLength;
     termsAt += termsLength;
   }
-  return {
-    chunks,
-    pageCount: packed.pageCount,
-    tokenCount: packed.tokenCount,
-    embeddings: packed.embeddings,
-  };
+  return { chunks, embeddings: packed.embeddings };
 }
 
 /** ParseError keeps its class across the thread boundary: a parse failure is permanent, not retried. */
@@ -213,11 +225,11 @@ function ingestFailure(error: unknown): unknown {
  * idle workers do not keep the process alive.
  */
 export class IngestWorkerPool extends EventEmitter<IngestWorkerPoolEvents> {
-  readonly #threads: ThreadPool<AnalyseRequest, PackedDocument>;
+  readonly #threads: ThreadPool<AnalyseRequest, DocumentSummary, PackedChunks>;
 
   constructor(options: IngestWorkerPoolOptions) {
     super();
-    this.#threads = new ThreadPool<AnalyseRequest, PackedDocument>({
+    this.#threads = new ThreadPool<AnalyseRequest, DocumentSummary, PackedChunks>({
       entry: ENTRY,
       size: options.size,
       maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? INGEST_WORKER_MAX_OLD_GENERATION_MB,
@@ -233,10 +245,17 @@ export class IngestWorkerPool extends EventEmitter<IngestWorkerPoolEvents> {
     return this.#threads.busyCount;
   }
 
-  /** Analyses `request` in a worker; rejects with `signal.reason` when it aborts (the worker is terminated). */
-  async run(request: AnalyseRequest, signal: AbortSignal): Promise<AnalysedDocument> {
+  /**
+   * Analyses `request` in a worker, handing its chunks to `onChunks` as they are ready; rejects with
+   * `signal.reason` when it aborts (the worker is terminated), or with what `onChunks` throws.
+   */
+  async run(
+    request: AnalyseRequest,
+    signal: AbortSignal,
+    onChunks: (chunks: AnalysedChunks) => void,
+  ): Promise<DocumentSummary> {
     try {
-      return unpackDocument(await this.#threads.run(request, signal));
+      return await this.#threads.run(request, signal, [], (packed) => onChunks(unpackChunks(packed)));
     } catch (error) {
       throw ingestFailure(error);
     }

@@ -12,9 +12,10 @@ import type { ModelPrice, RagConfig } from '../config-types.js';
 import type { RagDb } from './database.js';
 import {
   type AnalysedChunk,
-  type AnalysedDocument,
+  type AnalysedChunks,
   type AnalyseRequest,
   analyseDocument,
+  type DocumentSummary,
   DocumentTooLargeError,
   IngestWorkerPool,
 } from './ingest-worker.js';
@@ -235,36 +236,26 @@ async function buildAndSwap(
     chunk: { chunkTokens: config.ragChunkTokens, overlapTokens: config.ragChunkOverlap },
     embeddingDim: embedLocally ? config.embeddingDim : null,
   };
-  // On this thread, 10 MB of text would hold the event loop for seconds.
-  const analysed = await (deps.worker?.run(request, signal) ?? analyseDocument(request));
-  signal.throwIfAborted();
-  const drafts = analysed.chunks;
-  if (drafts.length === 0) throw new IndexingError('No extractable text');
-  const vectors = !db.vectorEnabled
-    ? null
-    : analysed.embeddings === null
-      ? await embedInBatches(deps, drafts, signal)
-      : vectorsOf(analysed, db.embeddingDim);
-  signal.throwIfAborted();
-  // Charged on the extracted text without the chunk overlap (spec §3.5 step 5, §4.15).
-  const tokens = analysed.tokenCount;
-  const cost = indexCostUsd(tokens, indexingPrice(config));
-  // The new generation is written in short transactions (invisible to readers), then made visible together
-  // with DONE and the cost row in one small transaction: atomic for readers, without holding PGlite's only
-  // connection for the seconds a large document takes to insert.
+  // The new generation is written in short statements while the document is still being analysed (invisible
+  // to readers), then made visible together with DONE and the cost row in one small transaction: atomic for
+  // readers, without holding PGlite's only connection for the seconds a large document takes to insert.
   const generation = await nextGeneration(db);
   let visible = false;
   try {
-    await stageChunks(db, lease, drafts, vectors, generation);
+    const summary = await analyseAndStage(deps, lease, request, generation, signal);
+    if (summary.chunkCount === 0) throw new IndexingError('No extractable text');
     signal.throwIfAborted();
+    // Charged on the extracted text without the chunk overlap (spec §3.5 step 5, §4.15).
+    const tokens = summary.tokenCount;
+    const cost = indexCostUsd(tokens, indexingPrice(config));
     visible = await db.kysely.transaction().execute(async (trx) => {
       const marked = await trx
         .updateTable('documents')
         .set({
           status: 'DONE',
           index_generation: generation,
-          chunk_count: drafts.length,
-          page_count: analysed.pageCount,
+          chunk_count: summary.chunkCount,
+          page_count: summary.pageCount,
           token_count: tokens,
           last_error: null,
           status_updated_at: sql`now()`,
@@ -303,6 +294,45 @@ async function buildAndSwap(
     );
   }
   return visible;
+}
+
+/**
+ * Analyses the document (in a worker thread when there is a pool) and stages each run of chunks as soon as it is
+ * handed over, one run after another, so that writing overlaps the analysis of the rest. Resolves once every
+ * chunk is staged; a failure on either side stops the other, and nothing is still writing when it rejects.
+ */
+async function analyseAndStage(
+  deps: IngestionDeps,
+  lease: LeasedDocument,
+  request: AnalyseRequest,
+  generation: number,
+  signal: AbortSignal,
+): Promise<DocumentSummary> {
+  const { db } = deps;
+  const stagingFailed = new AbortController();
+  const analysisSignal = AbortSignal.any([signal, stagingFailed.signal]);
+  let staging: Promise<void> = Promise.resolve();
+  const onChunks = (analysed: AnalysedChunks) => {
+    staging = staging.then(async () => {
+      const vectors = !db.vectorEnabled
+        ? null
+        : analysed.embeddings === null
+          ? await embedInBatches(deps, analysed.chunks, signal)
+          : vectorsOf(analysed, db.embeddingDim);
+      await stageChunks(db, lease, analysed.chunks, vectors, generation, signal);
+    });
+    // The analysis (a worker thread) stops with the staging error as its reason.
+    staging.catch((error: unknown) => stagingFailed.abort(error));
+  };
+  try {
+    const summary = await (deps.worker?.run(request, analysisSignal, onChunks) ??
+      analyseDocument(request, onChunks));
+    await staging;
+    return summary;
+  } catch (error) {
+    await staging.catch(() => {});
+    throw error;
+  }
 }
 
 async function nextGeneration(db: RagDb): Promise<number> {
@@ -351,7 +381,7 @@ async function embedInBatches(
 }
 
 /** The worker's local embeddings, one view per chunk into its single array. */
-function vectorsOf(analysed: AnalysedDocument, expected: number | null): Float32Array[] {
+function vectorsOf(analysed: AnalysedChunks, expected: number | null): Float32Array[] {
   const { chunks, embeddings } = analysed;
   if (embeddings === null || chunks.length === 0) return [];
   const dim = embeddings.length / chunks.length;
@@ -377,8 +407,10 @@ async function stageChunks(
   drafts: readonly AnalysedChunk[],
   vectors: Float32Array[] | null,
   generation: number,
+  signal: AbortSignal,
 ): Promise<void> {
   for (let start = 0; start < drafts.length; start += INSERT_BATCH_ROWS) {
+    signal.throwIfAborted();
     const batch = drafts.slice(start, start + INSERT_BATCH_ROWS);
     await insertBatch(db, lease, batch, vectors?.slice(start, start + batch.length) ?? null, generation);
     await yieldToEventLoop();

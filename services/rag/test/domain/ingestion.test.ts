@@ -6,7 +6,11 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RagDb } from '../../src/domain/database.js';
 import { getDocument, listDocumentChunks, requestReindex } from '../../src/domain/documents.js';
-import { IngestWorkerPool, type WorkerExitReason } from '../../src/domain/ingest-worker.js';
+import {
+  ANALYSIS_BATCH_CHUNKS,
+  IngestWorkerPool,
+  type WorkerExitReason,
+} from '../../src/domain/ingest-worker.js';
 import {
   createIngestionService,
   type EmbedFunction,
@@ -443,6 +447,78 @@ describe.each(await testBackends())('ingestion on $name', (backend) => {
         queryEmbedding: localEmbedding('herons number 42', 384),
       });
       expect(found.candidates.some((candidate) => candidate.documentId === threaded)).toBe(true);
+    });
+
+    it('writes the first chunks while the rest are still analysed, every run in order', async () => {
+      const { pool } = poolOf({ size: 1 });
+      const id = await createDocument(db, storeId, uploads, manyParagraphs(40_000, 'grebes'), {
+        filename: 'long.txt',
+        mimeType: 'text/plain',
+      });
+      let indexing = true;
+      let stagedWhileAnalysing = false;
+      const watching = (async () => {
+        while (indexing) {
+          // rows of the new generation counted while the worker was busy before and after the count
+          if (pool.busyCount === 1 && (await chunkCount(id)) > 0 && pool.busyCount === 1)
+            stagedWhileAnalysing = true;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      const outcome = await indexDocument(deps({ worker: pool, embed: neverCalled }), id, signal()).finally(
+        () => {
+          indexing = false;
+        },
+      );
+      await watching;
+      expect(outcome).toBe('done');
+      expect(stagedWhileAnalysing).toBe(true);
+      const row = await documentRow(id);
+      const count = row.chunk_count ?? 0;
+      expect(count).toBeGreaterThan(4 * ANALYSIS_BATCH_CHUNKS);
+      expect((await chunksOf(id)).map((chunk) => chunk.ordinal)).toEqual(
+        Array.from({ length: count }, (_, index) => index),
+      );
+      expect(await vectorCount(id)).toBe(backend.vector ? count : 0);
+    });
+
+    it('stops the analysis when a chunk cannot be written, and leaves no chunk behind', async () => {
+      const { pool, exits } = poolOf({ size: 1 });
+      const id = await createDocument(db, storeId, uploads, manyParagraphs(150_000, 'terns'), {
+        filename: 'huge.txt',
+        mimeType: 'text/plain',
+      });
+      // The second run of chunks is refused: the worker is still analysing the rest of this long document.
+      await sql
+        .raw(`create function refuse_chunk() returns trigger language plpgsql as $$
+          begin
+            if new.document_id = ${id} and new.ordinal >= ${ANALYSIS_BATCH_CHUNKS} then
+              raise exception 'no room for chunk %', new.ordinal;
+            end if;
+            return new;
+          end $$`)
+        .execute(db.kysely);
+      await sql`create trigger refuse_chunk before insert on chunks for each row execute function refuse_chunk()`.execute(
+        db.kysely,
+      );
+      try {
+        expect(await indexDocument(deps({ worker: pool, embed: neverCalled }), id, signal())).toBe('failed');
+      } finally {
+        await sql`drop trigger refuse_chunk on chunks`.execute(db.kysely);
+        await sql`drop function refuse_chunk()`.execute(db.kysely);
+      }
+      expect(await documentRow(id)).toMatchObject({
+        status: 'ERROR',
+        attempts: 1,
+        last_error: `no room for chunk ${ANALYSIS_BATCH_CHUNKS}`,
+      });
+      expect(await chunkCount(id)).toBe(0);
+      await waitFor(
+        async () => exits.length,
+        (length) => length > 0,
+      );
+      expect(exits).toEqual(['aborted']);
+      expect(pool.busyCount).toBe(0);
     });
 
     it('leaves a remote provider’s embeddings to this thread and keeps parse errors permanent', async () => {
