@@ -966,7 +966,9 @@ targets.similar = async () => {
       },
       peak_rss_mb: round(peakKb / 1024, 1),
     },
-    met: { spec: summary.p95 < 15, spec_one_connection: singleSummary.p95 < 15 },
+    // §6 gives `similar` no concurrency (unlike `search`): its target is the p95 of one request at a time; the
+    // 32-connection run shows how the one embedded connection queues them.
+    met: { spec: singleSummary.p95 < 15, spec_under_32_connections: summary.p95 < 15 },
   };
 };
 
