@@ -5,7 +5,15 @@
 // The worker side calls `serveThreadTasks(handler)`; replies are { ok: true, result } or { ok: false, error },
 // preceded by any number of { partial } messages when the task hands over its result in pieces.
 import { EventEmitter } from 'node:events';
-import { isMarkedAsUntransferable, parentPort, type TransferListItem, Worker } from 'node:worker_threads';
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import {
+  isMarkedAsUntransferable,
+  parentPort,
+  type TransferListItem,
+  Worker,
+  workerData,
+} from 'node:worker_threads';
 
 /** Default V8 old-generation cap of one worker thread. */
 export const THREAD_MAX_OLD_GENERATION_MB = 512;
@@ -76,6 +84,17 @@ export interface ThreadPoolOptions {
   maxTasksPerWorker?: number;
   /** rebuilds the worker's error (errors do not keep their class across threads) */
   reviveError?: (error: SerializedThreadError) => Error;
+  /**
+   * How much lower than the process's the workers' scheduling priority is (a nice increment, 0–19; default 0):
+   * background work then takes the cores only when request handling leaves them idle. Linux only (elsewhere
+   * the workers run at the process's priority).
+   */
+  niceness?: number;
+}
+
+/** What a pool passes to each of its workers (`workerData`). */
+interface PoolWorkerData {
+  niceness: number;
 }
 
 interface PooledWorker {
@@ -102,9 +121,9 @@ export function reviveThreadError(data: SerializedThreadError): Error {
 
 /**
  * Up to `size` reusable worker threads; idle workers do not keep the process alive. A task may hand over pieces
- * of its result (`Partial`) while it runs, so that the caller can use them before the task ends.
+ * of its result (`Piece`) while it runs, so that the caller can use them before the task ends.
  */
-export class ThreadPool<Request, Result, Partial = never> extends EventEmitter<ThreadPoolEvents> {
+export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<ThreadPoolEvents> {
   readonly #options: ThreadPoolOptions;
   readonly #maxTasks: number;
   readonly #idle: PooledWorker[] = [];
@@ -141,7 +160,7 @@ export class ThreadPool<Request, Result, Partial = never> extends EventEmitter<T
     request: Request,
     signal: AbortSignal,
     transfer: readonly TransferListItem[] = [],
-    onPartial?: (partial: Partial) => void,
+    onPartial?: (partial: Piece) => void,
   ): Promise<Result> {
     await this.#turn(signal);
     let pooled: PooledWorker | undefined;
@@ -221,8 +240,10 @@ export class ThreadPool<Request, Result, Partial = never> extends EventEmitter<T
 
   #spawn(): PooledWorker {
     const { entry } = this.#options;
+    const data: PoolWorkerData = { niceness: this.#options.niceness ?? 0 };
     const worker = new Worker(entry.url, {
       ...(entry.execArgv === undefined ? {} : { execArgv: entry.execArgv }),
+      workerData: data,
       resourceLimits: {
         maxOldGenerationSizeMb: this.#options.maxOldGenerationSizeMb ?? THREAD_MAX_OLD_GENERATION_MB,
       },
@@ -246,7 +267,7 @@ export class ThreadPool<Request, Result, Partial = never> extends EventEmitter<T
     request: Request,
     signal: AbortSignal,
     transfer: readonly TransferListItem[],
-    onPartial: ((partial: Partial) => void) | undefined,
+    onPartial: ((partial: Piece) => void) | undefined,
   ): Promise<Result> {
     const { worker } = pooled;
     const revive = this.#options.reviveError ?? reviveThreadError;
@@ -258,7 +279,7 @@ export class ThreadPool<Request, Result, Partial = never> extends EventEmitter<T
         worker.off('exit', onExit);
         signal.removeEventListener('abort', onAbort);
       };
-      const onMessage = (reply: ThreadReply<Result> | ThreadPartial<Partial>) => {
+      const onMessage = (reply: ThreadReply<Result> | ThreadPartial<Piece>) => {
         if ('partial' in reply) {
           try {
             onPartial?.(reply.partial);
@@ -351,20 +372,21 @@ export function serializeThreadError(error: unknown): SerializedThreadError {
 }
 
 /** Worker side: hands a piece of the running task's result to the caller, moving the buffers in `transfer`. */
-export type EmitPartial<Partial> = (partial: Partial, transfer?: readonly TransferListItem[]) => void;
+export type EmitPartial<Piece> = (partial: Piece, transfer?: readonly TransferListItem[]) => void;
 
 /**
  * Worker side: answers each message with `handler`'s result (transferring the buffers `transferOf` names) or
  * its error. The handler may `emit` pieces of its result before it returns (see `ThreadPool.run`'s `onPartial`).
  */
-export function serveThreadTasks<Request, Result, Partial = never>(
-  handler: (request: Request, emit: EmitPartial<Partial>) => Promise<Result>,
+export function serveThreadTasks<Request, Result, Piece = never>(
+  handler: (request: Request, emit: EmitPartial<Piece>) => Promise<Result>,
   transferOf: (result: Result) => TransferListItem[] = () => [],
 ): void {
   const port = parentPort;
   if (port === null) throw new Error('serveThreadTasks must run in a worker thread');
-  const emit: EmitPartial<Partial> = (partial, transfer = []) => {
-    const message: ThreadPartial<Partial> = { partial };
+  lowerThreadPriority((workerData as Partial<PoolWorkerData> | null)?.niceness ?? 0);
+  const emit: EmitPartial<Piece> = (partial, transfer = []) => {
+    const message: ThreadPartial<Piece> = { partial };
     port.postMessage(message, transfer);
   };
   port.on('message', (request: Request) => {
@@ -379,4 +401,20 @@ export function serveThreadTasks<Request, Result, Partial = never>(
       },
     );
   });
+}
+
+/**
+ * Lowers the calling thread's scheduling priority by `increment` (capped at nice 19). Linux schedules threads
+ * as tasks of their own, so this affects this thread alone; returns false where that is not possible.
+ */
+export function lowerThreadPriority(increment: number): boolean {
+  if (!(increment > 0)) return false;
+  try {
+    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isSafeInteger(threadId)) return false;
+    setPriority(threadId, Math.min(19, getPriority(threadId) + increment));
+    return true;
+  } catch {
+    return false;
+  }
 }

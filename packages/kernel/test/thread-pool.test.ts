@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { getPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -156,6 +157,16 @@ describe('ThreadPool', () => {
     expect(exits[0]?.[1]).toBe('aborted');
     expect(pool.busyCount).toBe(0);
     expect((await pool.run({ op: 'echo', value: 'next' }, signal())).value).toBe('next');
+  });
+
+  it.runIf(process.platform === 'linux')('runs its workers at the niceness it is given', async () => {
+    const { pool: background } = poolOf({ niceness: 7 });
+    const { pool: plain } = poolOf();
+    const own = getPriority();
+    expect((await background.run({ op: 'priority' }, signal())).value).toBe(Math.min(19, own + 7));
+    expect((await plain.run({ op: 'priority' }, signal())).value).toBe(own);
+    // the process itself is untouched
+    expect(getPriority()).toBe(own);
   });
 
   it('revives task errors with reviveError, or as plain errors with name, message and code', async () => {

@@ -22,6 +22,8 @@ import { ParseError, type ParseOptions, parseDocument } from './text/parse.js';
 
 /** Default heap cap (V8 old generation) of one ingestion worker thread. */
 export const INGEST_WORKER_MAX_OLD_GENERATION_MB = THREAD_MAX_OLD_GENERATION_MB;
+/** How much lower than the process's the ingestion workers' scheduling priority is (Linux nice increment). */
+export const INGEST_WORKER_NICENESS = 10;
 export const DOCUMENT_TOO_LARGE_MESSAGE = 'Document too large to process in memory';
 
 export interface AnalyseRequest {
@@ -232,6 +234,9 @@ export class IngestWorkerPool extends EventEmitter<IngestWorkerPoolEvents> {
     this.#threads = new ThreadPool<AnalyseRequest, DocumentSummary, PackedChunks>({
       entry: ENTRY,
       size: options.size,
+      // Analysis is background work: on a busy machine the requests and the database thread, which writes the
+      // chunks as they come, go first.
+      niceness: INGEST_WORKER_NICENESS,
       maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? INGEST_WORKER_MAX_OLD_GENERATION_MB,
       maxTasksPerWorker: options.maxJobsPerWorker ?? 50,
       reviveError,
