@@ -257,9 +257,15 @@ async function ingestWhileListing(rate) {
     const pdfSeconds = (performance.now() - started) / 1000;
     const stores = await load;
     return {
-      text: { bytes: text.length, chunks: textDone.chunk_count, seconds: round(textSeconds, 2) },
+      text: {
+        bytes: text.length,
+        chunks: textDone.chunk_count,
+        seconds: round(textSeconds, 2),
+        mb_per_s: round(text.length / MiB / textSeconds, 2),
+      },
       pdf: {
         pages: pdfDone.page_count,
+        pages_per_s: round(pdfDone.page_count / pdfSeconds, 1),
         bytes: pdf.length,
         chunks: pdfDone.chunk_count,
         seconds: round(pdfSeconds, 2),
@@ -301,44 +307,50 @@ async function corpusServer() {
   return sharedCorpus;
 }
 
-targets.R2 = async () => {
-  const { server, token, storeId, indexed, seconds } = await corpusServer();
-  const queries = [
-    'pump pressure maintenance schedule',
-    'coolant flow rate inspection',
-    'code 3x700',
-    'budget forecast quarter revenue',
-    'warehouse supplier shipment contract',
-  ];
-  const latencies = [];
-  let index = 0;
+const SEARCH_QUERIES = [
+  'pump pressure maintenance schedule',
+  'coolant flow rate inspection',
+  'code 3x700',
+  'budget forecast quarter revenue',
+  'warehouse supplier shipment contract',
+];
+
+/**
+ * `POST /api/search` over the store from `clients` closed-loop clients for `durationMs`, after one search that
+ * loads the store's index into the service's memory (reported as `first_search_ms`): client latencies and the
+ * service's own request-duration histogram over the same searches (the spec's "server time"; linear within its
+ * buckets, …, 25, 50, 100 ms, …, as PromQL's histogram_quantile).
+ */
+async function searchLoad(base, token, storeId, { clients, durationMs }) {
+  const search = (query) => api(base, token, 'POST', '/api/search', { storeIds: [storeId], query, topK: 8 });
+  let started = performance.now();
+  await search(SEARCH_QUERIES[0]);
+  const firstSearchMs = performance.now() - started;
   const searchHistogram = async () =>
-    histogram(await (await fetch(`${server.base}/metrics`)).text(), 'http_request_duration_seconds', {
+    histogram(await (await fetch(`${base}/metrics`)).text(), 'http_request_duration_seconds', {
       endpoint: '/api/search',
     });
   const before = await searchHistogram();
-  const started = performance.now();
-  const until = started + n(20_000, 4_000);
+  const latencies = [];
+  let index = 0;
+  started = performance.now();
+  const until = started + durationMs;
   await Promise.all(
-    Array.from({ length: 20 }, async () => {
+    Array.from({ length: clients }, async () => {
       while (performance.now() < until) {
-        const query = queries[index++ % queries.length];
         const t0 = performance.now();
-        await api(server.base, token, 'POST', '/api/search', { storeIds: [storeId], query, topK: 8 });
+        await search(SEARCH_QUERIES[index++ % SEARCH_QUERIES.length]);
         latencies.push(performance.now() - t0);
       }
     }),
   );
   const searchesPerSecond = latencies.length / ((performance.now() - started) / 1000);
-  // The spec counts server time: the service's own request-duration histogram over the same searches (linear
-  // within its buckets, …, 25, 50, 100 ms, …, as PromQL's histogram_quantile).
   const served = histogramDelta(await searchHistogram(), before);
   const share = (seconds) =>
     (served.buckets.find((bucket) => bucket.le === seconds)?.count ?? 0) / served.count;
   return {
-    target: 'search over 50,000 chunks: p50 <= 25 ms, p95 <= 60 ms (server time, 20 concurrent clients)',
-    chunks: indexed,
-    corpus_index_seconds: round(seconds, 1),
+    first_search_ms: round(firstSearchMs, 0),
+    clients,
     searches: latencies.length,
     searches_per_s: round(searchesPerSecond, 1),
     latency_ms: latencySummary(latencies),
@@ -351,6 +363,44 @@ targets.R2 = async () => {
       share_within_100_ms: round(share(0.1), 3),
     },
   };
+}
+
+targets.R2 = async () => {
+  const { server, token, storeId, indexed, seconds } = await corpusServer();
+  return {
+    target: 'search over 50,000 chunks: p50 <= 25 ms, p95 <= 60 ms (server time, 20 concurrent clients)',
+    chunks: indexed,
+    corpus_index_seconds: round(seconds, 1),
+    ...(await searchLoad(server.base, token, storeId, { clients: 20, durationMs: n(20_000, 4_000) })),
+  };
+};
+
+// Issue-level benchmark beyond §6: retrieval latency at 100,000 chunks, one client and 20.
+targets['R2-100k'] = async () => {
+  const dir = makeTempDir('rag-bench-r2-100k');
+  const server = await startServer(dir);
+  try {
+    const token = await devLogin(server.base);
+    const seeded = await seedChunks(server.base, token, n(100_000, 6_000));
+    const alone = await searchLoad(server.base, token, seeded.storeId, {
+      clients: 1,
+      durationMs: n(10_000, 2_000),
+    });
+    const concurrent = await searchLoad(server.base, token, seeded.storeId, {
+      clients: 20,
+      durationMs: n(20_000, 4_000),
+    });
+    return {
+      target: 'retrieval over 100,000 chunks in one store: latency one at a time and with 20 clients',
+      chunks: seeded.indexed,
+      corpus_index_seconds: round(seeded.seconds, 1),
+      one_client: alone,
+      twenty_clients: concurrent,
+      rss_mb: round((procStatusKb(server.child.pid, 'VmRSS') ?? 0) / 1024, 1),
+    };
+  } finally {
+    await server.stop();
+  }
 };
 
 targets.R3 = async () => {

@@ -21,7 +21,7 @@ import { createIngestionService } from './domain/ingestion.js';
 import { createJobQueue } from './domain/job-queue.js';
 import { startNightlyMaintenance } from './domain/maintenance.js';
 import { createEmbedder } from './domain/providers/index.js';
-import { warmRetrievalCache } from './domain/retrieval.js';
+import { primeDocumentIndex, warmRetrievalCache } from './domain/retrieval.js';
 import { DatabaseRevocationStore } from './domain/revocation.js';
 import { StreamSlots } from './domain/stream-slots.js';
 import { scheduleWatchdog } from './domain/watchdog.js';
@@ -136,6 +136,15 @@ export async function buildRagApp(config: RagConfig, options: BuildOptions = {})
       queue,
       embed,
       onJobOutcome: (status) => metrics.ingestJobs.inc({ status }),
+      // The first search over a new document then finds its index in memory (seconds for a large file).
+      onIndexed: (index) => {
+        primeDocumentIndex(db, index).catch((error: unknown) =>
+          logger.warn(
+            { event: 'index_prime_failed', document_id: index.documentId, err: error },
+            'index_prime_failed',
+          ),
+        );
+      },
     });
     registerWorkerRegistry(metrics.registry);
     const budgets = createBudgetService({

@@ -19,6 +19,7 @@ import {
   DocumentTooLargeError,
   IngestWorkerPool,
 } from './ingest-worker.js';
+import { INDEX_VERSION, type WrittenIndex } from './retrieval.js';
 import { indexCostUsd, priceFor } from './text/costs.js';
 import { toPgVector } from './text/embedding.js';
 import { ParseError } from './text/parse.js';
@@ -34,7 +35,7 @@ export const LAST_ERROR_MAX_CHARS = 500;
  * whole batch. R1 of bench/rag (10 MB of text; p95 of `GET /api/stores` answered while it is indexed): 50 rows
  * 7.4–7.6 s and 60–63 ms, 25 rows 7.8–8.7 s (7.9 s median of four runs) and 34–39 ms.
  */
-const INSERT_BATCH_ROWS = 25;
+export const INSERT_BATCH_ROWS = 25;
 
 /** Embeds texts (one vector per text, in order); errors with `status` 429/5xx or `retryable` are retried. */
 export type EmbedFunction = (texts: string[], signal?: AbortSignal) => Promise<Float32Array[]>;
@@ -49,6 +50,11 @@ export interface IngestionDeps {
    * (remote providers are I/O: `embed` is called on this thread). Without it all of it runs on this thread.
    */
   worker?: IngestWorkerPool;
+  /**
+   * Given each index this process makes visible, as written (the server caches it for the first search);
+   * when absent, the written rows are not kept.
+   */
+  onIndexed?: (index: WrittenIndex) => void;
 }
 
 export interface IndexDocumentOptions {
@@ -240,17 +246,18 @@ async function buildAndSwap(
   // to readers), then made visible together with DONE and the cost row in one small transaction: atomic for
   // readers, without holding PGlite's only connection for the seconds a large document takes to insert.
   const generation = await nextGeneration(db);
+  const written: WrittenIndex['chunks'] | null = deps.onIndexed === undefined ? null : [];
   let visible = false;
   try {
-    const summary = await analyseAndStage(deps, lease, request, generation, signal);
+    const summary = await analyseAndStage(deps, lease, request, generation, signal, written);
     if (summary.chunkCount === 0) throw new IndexingError('No extractable text');
     signal.throwIfAborted();
     // Charged on the extracted text without the chunk overlap (spec §3.5 step 5, §4.15).
     const tokens = summary.tokenCount;
     const cost = indexCostUsd(tokens, indexingPrice(config));
-    visible = await db.kysely.transaction().execute(async (trx) => {
+    const version = await db.kysely.transaction().execute(async (trx) => {
       const marked = await trx
-        .updateTable('documents')
+        .updateTable('documents as d')
         .set({
           status: 'DONE',
           index_generation: generation,
@@ -260,11 +267,12 @@ async function buildAndSwap(
           last_error: null,
           status_updated_at: sql`now()`,
         })
-        .where('id', '=', lease.id)
-        .where('status', '=', 'RUNNING')
-        .where('attempts', '=', lease.attempts)
+        .where('d.id', '=', lease.id)
+        .where('d.status', '=', 'RUNNING')
+        .where('d.attempts', '=', lease.attempts)
+        .returning(INDEX_VERSION.as('version'))
         .executeTakeFirst();
-      if (Number(marked.numUpdatedRows) === 0) return false; // the lease was lost: change nothing
+      if (marked === undefined) return null; // the lease was lost: change nothing
       await trx
         .insertInto('query_logs')
         .values({
@@ -277,8 +285,11 @@ async function buildAndSwap(
           tags: JSON.stringify({ document_id: lease.id }),
         })
         .execute();
-      return true;
+      return marked.version;
     });
+    visible = version !== null;
+    if (version !== null && written !== null)
+      deps.onIndexed?.({ documentId: lease.id, version, chunks: written });
   } finally {
     // What is not visible now never will be: these staged rows (failure, lost lease), or every older
     // generation. Newer ones (a re-index started meanwhile) are left to their own job.
@@ -307,6 +318,7 @@ async function analyseAndStage(
   request: AnalyseRequest,
   generation: number,
   signal: AbortSignal,
+  written: WrittenIndex['chunks'] | null,
 ): Promise<DocumentSummary> {
   const { db } = deps;
   const stagingFailed = new AbortController();
@@ -319,7 +331,7 @@ async function analyseAndStage(
         : analysed.embeddings === null
           ? await embedInBatches(deps, analysed.chunks, signal)
           : vectorsOf(analysed, db.embeddingDim);
-      await stageChunks(db, lease, analysed.chunks, vectors, generation, signal);
+      await stageChunks(db, lease, analysed.chunks, vectors, generation, signal, written);
     });
     // The analysis (a worker thread) stops with the staging error as its reason.
     staging.catch((error: unknown) => stagingFailed.abort(error));
@@ -408,51 +420,66 @@ async function stageChunks(
   vectors: Float32Array[] | null,
   generation: number,
   signal: AbortSignal,
+  written: WrittenIndex['chunks'] | null,
 ): Promise<void> {
   for (let start = 0; start < drafts.length; start += INSERT_BATCH_ROWS) {
     signal.throwIfAborted();
     const batch = drafts.slice(start, start + INSERT_BATCH_ROWS);
-    await insertBatch(db, lease, batch, vectors?.slice(start, start + batch.length) ?? null, generation);
+    const batchVectors = vectors?.slice(start, start + batch.length) ?? null;
+    const ids = await insertBatch(db, lease, batch, batchVectors, generation);
+    if (written !== null)
+      for (const [index, draft] of batch.entries())
+        written.push({
+          id: ids.get(draft.ordinal) as number,
+          terms: draft.termsJson,
+          termCount: draft.termCount,
+          embedding: batchVectors?.[index] ?? null,
+        });
     await yieldToEventLoop();
   }
 }
 
+/** Inserts one batch; returns the new chunk ids by ordinal. */
 async function insertBatch(
   db: RagDb,
   lease: LeasedDocument,
   batch: readonly AnalysedChunk[],
   vectors: Float32Array[] | null,
   generation: number,
-): Promise<void> {
-  const chunks = db.kysely.insertInto('chunks').values(
-    batch.map((draft) => ({
-      document_id: lease.id,
-      store_id: lease.store_id,
-      ordinal: draft.ordinal,
-      page: draft.page,
-      text: draft.text,
-      token_count: draft.tokenCount,
-      terms: draft.termsJson,
-      term_count: draft.termCount,
-      generation,
-    })),
-  );
-  if (vectors === null) {
-    await chunks.execute();
-    return;
-  }
+): Promise<Map<number, number>> {
+  const chunks = db.kysely
+    .insertInto('chunks')
+    .values(
+      batch.map((draft) => ({
+        document_id: lease.id,
+        store_id: lease.store_id,
+        ordinal: draft.ordinal,
+        page: draft.page,
+        text: draft.text,
+        token_count: draft.tokenCount,
+        terms: draft.termsJson,
+        term_count: draft.termCount,
+        generation,
+      })),
+    )
+    .returning(['id', 'ordinal']);
+  const idsOf = (rows: readonly { id: number; ordinal: number }[]) =>
+    new Map(rows.map((row) => [row.ordinal, row.id]));
+  if (vectors === null) return idsOf(await chunks.execute());
   if (vectors.length !== batch.length) throw new Error('chunk/vector mismatch');
-  // Ordinals are unique within a document's generation: they pair each new chunk id with its vector.
+  // Ordinals are unique within a document's generation: they pair each new chunk id with its vector. The
+  // vectors' insert runs to completion although the statement only returns the chunks' ids.
   const pairs = batch.map(
     (draft, index) => sql`(${draft.ordinal}::integer, ${toPgVector(vectors[index] as Float32Array)})`,
   );
-  await sql`
-    with inserted as (${chunks.returning(['id', 'ordinal'])})
-    insert into chunk_vectors (chunk_id, store_id, embedding)
-    select inserted.id, ${lease.store_id}::integer, pairs.embedding::vector
-    from inserted join (values ${sql.join(pairs)}) as pairs (ordinal, embedding) using (ordinal)`.execute(
-    db.kysely,
-  );
+  const { rows } = await sql<{ id: number; ordinal: number }>`
+    with inserted as (${chunks}),
+    vectors as (
+      insert into chunk_vectors (chunk_id, store_id, embedding)
+      select inserted.id, ${lease.store_id}::integer, pairs.embedding::vector
+      from inserted join (values ${sql.join(pairs)}) as pairs (ordinal, embedding) using (ordinal))
+    select id, ordinal from inserted`.execute(db.kysely);
+  return idsOf(rows);
 }
 
 /** Lets timers, I/O and waiting requests' statements run between batches of a long write. */

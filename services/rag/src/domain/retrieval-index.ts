@@ -48,17 +48,21 @@ export class VersionedCache<T> {
       this.loading.set(key, pending);
     }
     const value = await pending;
-    if (!this.entries.has(key)) {
-      for (const stale of [...this.entries.keys()]) if (stale.startsWith(`${documentId}:`)) this.drop(stale);
-      const size = this.sizeOf(value);
-      this.entries.set(key, { value, size });
-      this.cachedSize += size;
-      for (const oldest of this.entries.keys()) {
-        if (this.cachedSize <= this.maxSize || oldest === key) break;
-        this.drop(oldest);
-      }
-    }
+    if (!this.entries.has(key)) this.put(documentId, version, value);
     return value;
+  }
+
+  /** Caches `value` as the document's entry at `version`, replacing its other versions. */
+  put(documentId: number, version: string, value: T): void {
+    const key = `${documentId}:${version}`;
+    for (const stale of [...this.entries.keys()]) if (stale.startsWith(`${documentId}:`)) this.drop(stale);
+    const size = this.sizeOf(value);
+    this.entries.set(key, { value, size });
+    this.cachedSize += size;
+    for (const oldest of this.entries.keys()) {
+      if (this.cachedSize <= this.maxSize || oldest === key) break;
+      this.drop(oldest);
+    }
   }
 
   get empty(): boolean {
@@ -458,9 +462,20 @@ function normalize(vector: Float32Array | Float64Array): void {
     for (let index = 0; index < vector.length; index++) vector[index] = (vector[index] as number) / norm;
 }
 
-/** Vectors of one document from its rows (ascending chunk id; `embedding` as pgvector text `[x,y,…]`). */
+/** A chunk's embedding, from its pgvector text `[x,y,…]` or a copy of the vector, scaled to unit length. */
+export function unitVectorOf(embedding: string | Float32Array): Float32Array {
+  const vector =
+    typeof embedding === 'string' ? Float32Array.from(JSON.parse(embedding) as number[]) : embedding.slice();
+  normalize(vector);
+  return vector;
+}
+
+/**
+ * Vectors of one document from its rows (ascending chunk id). `embedding` is the pgvector text `[x,y,…]`, or
+ * what `unitVectorOf` made of it (a loader parsing each page of rows as it arrives).
+ */
 export function buildDocumentVectors(
-  rows: readonly { id: number; embedding: string }[],
+  rows: readonly { id: number; embedding: string | Float32Array }[],
   dim: number,
 ): DocumentVectors {
   const count = rows.length;
@@ -468,8 +483,7 @@ export function buildDocumentVectors(
   const columns = new Float32Array(count * dim);
   for (const [position, row] of rows.entries()) {
     chunkIds[position] = row.id;
-    const vector = Float32Array.from(JSON.parse(row.embedding) as number[]);
-    normalize(vector);
+    const vector = typeof row.embedding === 'string' ? unitVectorOf(row.embedding) : row.embedding;
     const used = Math.min(dim, vector.length);
     for (let d = 0; d < used; d++) columns[d * count + position] = vector[d] as number;
   }

@@ -17,6 +17,7 @@ import {
   rankLexical,
   rankVectors,
   TermDictionary,
+  unitVectorOf,
   VersionedCache,
 } from './retrieval-index.js';
 import { queryTerms as distinctQueryTerms } from './text/analysis.js';
@@ -272,14 +273,61 @@ class LexicalIndexCache {
     return this.documents.get(documentId, version, () => this.load(db, documentId, version));
   }
 
-  /** The version check makes a key never hold another index's chunks (a re-index racing the load). */
+  /** Caches postings built from rows this process has just written (see `primeDocumentIndex`). */
+  prime(documentId: number, version: string, rows: readonly PostingsRow[]): void {
+    if (this.documents.empty && this.dictionary.size > 0) this.dictionary.clear();
+    this.documents.put(documentId, version, buildDocumentPostings(rows, this.dictionary));
+  }
+
+  /** A document's postings, read a page of chunk rows at a time (see `pagedIndexRows`). */
   private async load(db: RagDb, documentId: number, version: string): Promise<DocumentPostings> {
-    const { rows } = await sql<PostingsRow>`
-      select c.id, c.terms, c.term_count from chunks c join documents d on d.id = c.document_id
-      where c.document_id = ${documentId} and c.generation = d.index_generation and ${INDEX_VERSION} = ${version}
-      order by c.id`.execute(db.kysely);
+    const rows = await pagedIndexRows(
+      db,
+      documentId,
+      version,
+      (after) => sql<PostingsRow>`
+        select c.id, c.terms, c.term_count from chunks c join documents d on d.id = c.document_id
+        where c.document_id = ${documentId} and c.generation = d.index_generation and ${INDEX_VERSION} = ${version}
+          and c.id > ${after}
+        order by c.id limit ${INDEX_PAGE_ROWS}`,
+    );
     return buildDocumentPostings(rows, this.dictionary);
   }
+}
+
+/**
+ * Chunk rows read per statement when a document's index is loaded: the one embedded connection is free for
+ * other requests between pages, instead of being held for the whole document (10,000 chunks of a 10 MB file).
+ */
+const INDEX_PAGE_ROWS = 1_000;
+
+/**
+ * Every row of a document's index at `version`, a page at a time (keyset on the chunk id). Each page checks the
+ * version, and so does a last statement: a re-index swapped in meanwhile changes it, and the rows read so far
+ * are then dropped — what one statement over the whole document would have found once the swap was done. The
+ * key of the old version is never asked for again.
+ */
+async function pagedIndexRows<Row extends { id: number }, Prepared = Row>(
+  db: RagDb,
+  documentId: number,
+  version: string,
+  page: (afterId: number) => RawBuilder<Row>,
+  prepare: (row: Row) => Prepared = (row) => row as unknown as Prepared,
+): Promise<Prepared[]> {
+  const rows: Prepared[] = [];
+  for (let after = 0; ; ) {
+    const { rows: found } = await page(after).execute(db.kysely);
+    // Prepared page by page: between pages the event loop serves requests.
+    for (const row of found) rows.push(prepare(row));
+    const last = found.at(-1);
+    if (last === undefined || found.length < INDEX_PAGE_ROWS) break;
+    after = last.id;
+  }
+  const { rows: current } = await sql<{ same: boolean }>`
+    select ${INDEX_VERSION} = ${version} as same from documents d where d.id = ${documentId}`.execute(
+    db.kysely,
+  );
+  return current[0]?.same === true ? rows : [];
 }
 
 /**
@@ -307,7 +355,8 @@ interface ScopeDocument {
   mime_type: string;
 }
 
-const INDEX_VERSION = sql<string>`(extract(epoch from d.status_updated_at) * 1000000)::bigint::text`;
+/** The version of the index of document `d` (the `documents` row under the alias `d`). */
+export const INDEX_VERSION = sql<string>`(extract(epoch from d.status_updated_at) * 1000000)::bigint::text`;
 
 async function scopeDocuments(db: RagDb, scope: RawBuilder<unknown>): Promise<ScopeDocument[]> {
   const { rows } = await sql<ScopeDocument>`
@@ -386,11 +435,18 @@ async function loadVectors(
   version: string,
   dim: number,
 ): Promise<DocumentVectors> {
-  const { rows } = await sql<{ id: number; embedding: string }>`
-    select v.chunk_id as id, v.embedding::text as embedding
-    from chunk_vectors v join chunks c on c.id = v.chunk_id join documents d on d.id = c.document_id
-    where c.document_id = ${documentId} and c.generation = d.index_generation and ${INDEX_VERSION} = ${version}
-    order by v.chunk_id`.execute(db.kysely);
+  const rows = await pagedIndexRows(
+    db,
+    documentId,
+    version,
+    (after) => sql<{ id: number; embedding: string }>`
+      select v.chunk_id as id, v.embedding::text as embedding
+      from chunk_vectors v join chunks c on c.id = v.chunk_id join documents d on d.id = c.document_id
+      where c.document_id = ${documentId} and c.generation = d.index_generation and ${INDEX_VERSION} = ${version}
+        and v.chunk_id > ${after}
+      order by v.chunk_id limit ${INDEX_PAGE_ROWS}`,
+    (row) => ({ id: row.id, embedding: unitVectorOf(row.embedding) }),
+  );
   return buildDocumentVectors(rows, dim);
 }
 
@@ -516,22 +572,71 @@ export async function summaryContext(db: RagDb, userId: number, storeIds: number
  */
 export async function warmRetrievalCache(db: RagDb): Promise<{ documents: number }> {
   const documents = await guardDatabase(async () => {
-    const { rows } = await sql<Pick<ScopeDocument, 'id' | 'version'>>`
+    const { rows } = await sql<IndexedDocument>`
       select d.id, ${INDEX_VERSION} as version
       from documents d join stores s on s.id = d.store_id
       where d.status = 'DONE' and d.deleted_at is null and s.deleted_at is null
       order by d.status_updated_at desc`.execute(db.kysely);
     return rows;
   });
-  const lexical = cacheFor(db);
-  const vectors = vectorCacheFor(db);
-  const dim = db.embeddingDim;
-  for (const document of documents) {
-    await guardDatabase(() => lexical.get(db, document.id, document.version));
-    if (db.dialect === 'pglite' && db.vectorEnabled && dim !== null)
-      await guardDatabase(() =>
-        vectors.get(document.id, document.version, () => loadVectors(db, document.id, document.version, dim)),
-      );
-  }
+  for (const document of documents) await warmDocument(db, document);
   return { documents: documents.length };
+}
+
+/** A document's index as this process has just written it (ingestion), at `version` (INDEX_VERSION). */
+export interface WrittenIndex {
+  documentId: number;
+  version: string;
+  /** every chunk of the index, ascending id: its terms JSON, term count and embedding (null: none) */
+  chunks: { id: number; terms: string; termCount: number; embedding: Float32Array | null }[];
+}
+
+/**
+ * Caches the postings (and, on the embedded database, the vectors) of an index this process has just written,
+ * from the rows it wrote: the first search over the document finds them in memory, and nothing is read back
+ * from the database (for a 10 MB file that would be seconds of the one embedded connection). The rows are
+ * parsed a slice at a time, letting the event loop serve requests in between.
+ */
+export async function primeDocumentIndex(db: RagDb, index: WrittenIndex): Promise<void> {
+  const { documentId, version, chunks } = index;
+  const postings: PostingsRow[] = await inSlices(chunks, (chunk) => ({
+    id: chunk.id,
+    terms: JSON.parse(chunk.terms) as Record<string, number>,
+    term_count: chunk.termCount,
+  }));
+  cacheFor(db).prime(documentId, version, postings);
+  const dim = db.embeddingDim;
+  if (db.dialect !== 'pglite' || !db.vectorEnabled || dim === null) return;
+  // An index without vectors is left to the first search, which reads what exists.
+  if (chunks.some((chunk) => chunk.embedding === null)) return;
+  const vectors = await inSlices(chunks, (chunk) => ({
+    id: chunk.id,
+    embedding: unitVectorOf(chunk.embedding as Float32Array),
+  }));
+  vectorCacheFor(db).put(documentId, version, buildDocumentVectors(vectors, dim));
+}
+
+/** `map` over `items`, yielding to the event loop after every slice of PRIME_SLICE items. */
+async function inSlices<T, R>(items: readonly T[], map: (item: T) => R): Promise<R[]> {
+  const mapped: R[] = [];
+  for (let start = 0; start < items.length; start += PRIME_SLICE) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const item of items.slice(start, start + PRIME_SLICE)) mapped.push(map(item));
+  }
+  return mapped;
+}
+
+const PRIME_SLICE = 500;
+
+type IndexedDocument = Pick<ScopeDocument, 'id' | 'version'>;
+
+async function warmDocument(db: RagDb, document: IndexedDocument): Promise<void> {
+  await guardDatabase(() => cacheFor(db).get(db, document.id, document.version));
+  const dim = db.embeddingDim;
+  if (db.dialect === 'pglite' && db.vectorEnabled && dim !== null)
+    await guardDatabase(() =>
+      vectorCacheFor(db).get(document.id, document.version, () =>
+        loadVectors(db, document.id, document.version, dim),
+      ),
+    );
 }

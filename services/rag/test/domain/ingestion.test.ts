@@ -14,13 +14,14 @@ import {
 import {
   createIngestionService,
   type EmbedFunction,
+  INSERT_BATCH_ROWS,
   type IngestionDeps,
   indexDocument,
   indexingPrice,
   operationError,
   sanitizeFailureReason,
 } from '../../src/domain/ingestion.js';
-import { retrievalSettings, searchCandidates } from '../../src/domain/retrieval.js';
+import { retrievalSettings, searchCandidates, type WrittenIndex } from '../../src/domain/retrieval.js';
 import { termFrequencies } from '../../src/domain/text/analysis.js';
 import { extractedTokenCount } from '../../src/domain/text/chunk.js';
 import { indexCostUsd } from '../../src/domain/text/costs.js';
@@ -184,6 +185,36 @@ describe.each(await testBackends())('ingestion on $name', (backend) => {
     // A second delivery of the same job changes nothing.
     expect(await indexDocument(deps(), id, signal())).toBe('skipped');
     expect((await documentRow(id)).attempts).toBe(1);
+  });
+
+  it('hands the index it made visible to onIndexed, as written, and nothing for a failed one', async () => {
+    const written: WrittenIndex[] = [];
+    const collect = deps({ onIndexed: (index) => written.push(index) });
+    const id = await createDocument(db, storeId, uploads, `${NOTES}\n${manyParagraphs(1_200, 'ospreys')}`);
+    expect(await indexDocument(collect, id, signal())).toBe('done');
+    expect(written).toHaveLength(1);
+    const [index] = written as [WrittenIndex];
+    const { rows } = await sql<{ id: number; terms: unknown; term_count: number; version: string }>`
+      select c.id, c.terms, c.term_count, (extract(epoch from d.status_updated_at) * 1000000)::bigint::text as version
+      from chunks c join documents d on d.id = c.document_id
+      where c.document_id = ${id} and c.generation = d.index_generation order by c.id`.execute(db.kysely);
+    expect(rows.length).toBeGreaterThan(INSERT_BATCH_ROWS); // written in several statements
+    expect(index.documentId).toBe(id);
+    expect(index.version).toBe(rows[0]?.version);
+    expect(index.chunks.map((chunk) => chunk.id)).toEqual(rows.map((row) => row.id));
+    expect(index.chunks.map((chunk) => JSON.parse(chunk.terms))).toEqual(
+      rows.map((row) => (typeof row.terms === 'string' ? JSON.parse(row.terms) : row.terms)),
+    );
+    expect(index.chunks.map((chunk) => chunk.termCount)).toEqual(rows.map((row) => row.term_count));
+    for (const chunk of index.chunks)
+      expect(chunk.embedding?.length ?? null).toBe(db.vectorEnabled ? 384 : null);
+
+    const odd = await createDocument(db, storeId, uploads, 'bytes', {
+      filename: 'odd.bin',
+      mimeType: 'application/x-odd',
+    });
+    expect(await indexDocument(collect, odd, signal())).toBe('failed');
+    expect(written).toHaveLength(1);
   });
 
   it('fails permanently with a sanitized message and no chunks', async () => {
@@ -616,7 +647,12 @@ describe.each(await testBackends())('ingestion on $name', (backend) => {
       pollMs: 20,
       leaseMs: 300,
     });
-    const service = createIngestionService({ ...deps(), queue });
+    const indexed: number[] = [];
+    const service = createIngestionService({
+      ...deps(),
+      queue,
+      onIndexed: (index) => indexed.push(index.documentId),
+    });
     const fresh = await createDocument(db, storeId, uploads, NOTES);
     await service.enqueue(fresh);
     await service.enqueue(fresh); // the same PENDING state: one job
@@ -661,6 +697,8 @@ describe.each(await testBackends())('ingestion on $name', (backend) => {
         expect(row.status).toBe('DONE');
         expect(await chunkCount(id)).toBe(row.chunk_count);
       }
+      // Each document made DONE here is announced once (the server warms its index for the first search).
+      expect([...indexed].sort((a, b) => a - b)).toEqual([fresh, crashed, orphan].sort((a, b) => a - b));
       const ordinals = await db.kysely
         .selectFrom('chunks')
         .select('ordinal')

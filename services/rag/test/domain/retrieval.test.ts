@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RagDb } from '../../src/domain/database.js';
 import {
@@ -11,6 +12,7 @@ import {
   BM25_K1,
   bm25Idf,
   isSummaryIntent,
+  primeDocumentIndex,
   type RetrievalSettings,
   requiredMatches,
   searchCandidates,
@@ -78,6 +80,66 @@ async function indexedDocument(
       await db.kysely
         .insertInto('chunk_vectors')
         .values({ chunk_id: chunk.id, store_id: storeId, embedding: toPgVector(localEmbedding(text, DIM)) })
+        .execute();
+  }
+  return { documentId: document.id, chunkIds };
+}
+
+/** indexedDocument in a few statements, for documents of thousands of chunks. */
+async function bulkIndexedDocument(
+  db: RagDb,
+  storeId: number,
+  filename: string,
+  texts: string[],
+): Promise<{ documentId: number; chunkIds: number[] }> {
+  const document = await db.kysely
+    .insertInto('documents')
+    .values({
+      store_id: storeId,
+      filename,
+      display_name: filename,
+      mime_type: 'text/plain',
+      size_bytes: 10,
+      sha256: '0'.repeat(64),
+      storage_path: '/nowhere',
+      status: 'DONE',
+      chunk_count: texts.length,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const chunkIds: number[] = [];
+  for (let start = 0; start < texts.length; start += 1_000) {
+    const rows = await db.kysely
+      .insertInto('chunks')
+      .values(
+        texts.slice(start, start + 1_000).map((text, offset) => {
+          const { terms, count } = termFrequencies(text);
+          return {
+            document_id: document.id,
+            store_id: storeId,
+            ordinal: start + offset,
+            page: null,
+            text,
+            token_count: Math.max(1, Math.floor(text.length / 4)),
+            terms: JSON.stringify(terms),
+            term_count: count,
+          };
+        }),
+      )
+      .returning(['id', 'ordinal'])
+      .execute();
+    const ids = rows.sort((a, b) => a.ordinal - b.ordinal).map((row) => row.id);
+    chunkIds.push(...ids);
+    if (db.vectorEnabled)
+      await db.kysely
+        .insertInto('chunk_vectors')
+        .values(
+          ids.map((id, offset) => ({
+            chunk_id: id,
+            store_id: storeId,
+            embedding: toPgVector(localEmbedding(texts[start + offset] as string, DIM)),
+          })),
+        )
         .execute();
   }
   return { documentId: document.id, chunkIds };
@@ -491,6 +553,66 @@ describe.each(await testBackends())('retrieval on $name', (backend) => {
     expect(documents).toBeGreaterThanOrEqual(2);
     const result = await search(alice, [aliceStore], 'widget revenue');
     expect(result.candidates[0]?.chunkId).toBe(corpusChunks[4]);
+  });
+
+  it('loads a document larger than one page of index rows whole, its last chunks included', async () => {
+    const store = await createStore(db, alice, 'Ledger');
+    const texts = Array.from(
+      { length: 2_300 },
+      (_, index) => `Ledger entry ${index} records the harbour code zq${index} for the customs office.`,
+    );
+    const { chunkIds } = await bulkIndexedDocument(db, store, 'ledger.txt', texts);
+    for (const index of [0, 999, 1_000, 2_299]) {
+      const result = await search(alice, [store], `harbour code zq${index}`);
+      expect(result.candidates[0]).toMatchObject({ chunkId: chunkIds[index], passesGate: true });
+      if (db.vectorEnabled) expect(result.candidates[0]?.vectorScore).toBeGreaterThan(0.5);
+    }
+  });
+
+  it('primes the index of a document from the rows written, so that its first search reads none', async () => {
+    const store = await createStore(db, alice, 'Primed');
+    const texts = [
+      'Spring tides follow the new and the full moon.',
+      'Tide tables list the hour of each high water.',
+    ];
+    const { documentId, chunkIds } = await indexedDocument(db, store, 'tides.txt', texts);
+    const [{ version }] = (
+      await sql<{ version: string }>`
+        select (extract(epoch from status_updated_at) * 1000000)::bigint::text as version
+        from documents where id = ${documentId}`.execute(db.kysely)
+    ).rows as [{ version: string }];
+    await primeDocumentIndex(db, {
+      documentId,
+      version,
+      chunks: texts.map((text, index) => {
+        const { terms, count } = termFrequencies(text);
+        return {
+          id: chunkIds[index] as number,
+          terms: JSON.stringify(terms),
+          termCount: count,
+          embedding: db.vectorEnabled ? localEmbedding(text, DIM) : null,
+        };
+      }),
+    });
+    // Emptied in place (same index version): only the primed postings still know the terms.
+    const emptyTerms = (id: number) =>
+      db.kysely
+        .updateTable('chunks')
+        .set({ terms: JSON.stringify({}), term_count: 0 })
+        .where('document_id', '=', id)
+        .execute();
+    await emptyTerms(documentId);
+    const passing = (await search(alice, [store], 'spring full moon')).candidates.filter((c) => c.passesGate);
+    expect(passing.map((candidate) => candidate.chunkId)).toEqual([chunkIds[0]]);
+    if (db.vectorEnabled) expect(passing[0]?.vectorScore).toBeGreaterThan(0.5);
+
+    // Without priming, the same edit is what the first search loads.
+    const cold = await indexedDocument(db, store, 'neap.txt', ['Neap tides come with the half moon.']);
+    await emptyTerms(cold.documentId);
+    const coldPassing = (await search(alice, [store], 'neap tides half')).candidates.filter(
+      (candidate) => candidate.passesGate && candidate.documentId === cold.documentId,
+    );
+    expect(coldPassing).toEqual([]);
   });
 
   it('keeps topK candidates', async () => {
