@@ -55,15 +55,24 @@ export function procStatusKb(pid, field) {
   }
 }
 
-/** utime + stime of a process in clock ticks (100 Hz on Linux), or null. */
-export function procCpuTicks(pid) {
+/** Command name, parent pid and utime + stime (clock ticks, 100 Hz on Linux) of a process, or null when gone. */
+function procStat(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    return {
+      comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      ppid: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+    };
   } catch {
     return null;
   }
+}
+
+/** utime + stime of a process in clock ticks (100 Hz on Linux), or null. */
+export function procCpuTicks(pid) {
+  return procStat(pid)?.ticks ?? null;
 }
 
 /**
@@ -76,19 +85,8 @@ export function cpuTicksOf(pid, name) {
   const processes = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      processes.push({
-        pid: Number(entry),
-        ppid: Number(fields[1]),
-        comm,
-        ticks: Number(fields[11]) + Number(fields[12]),
-      });
-    } catch {
-      // exited while being read
-    }
+    const stat = procStat(entry); // null: exited while being read
+    if (stat !== null) processes.push({ pid: Number(entry), ...stat });
   }
   const inTree = new Set([pid]);
   for (let grew = true; grew; ) {

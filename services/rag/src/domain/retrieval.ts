@@ -598,7 +598,9 @@ export interface WrittenIndex {
  * parsed a slice at a time, letting the event loop serve requests in between.
  */
 export async function primeDocumentIndex(db: RagDb, index: WrittenIndex): Promise<void> {
-  const { documentId, version, chunks } = index;
+  const { documentId, version } = index;
+  // The in-memory index looks chunk ids up by binary search.
+  const chunks = [...index.chunks].sort((a, b) => a.id - b.id);
   const postings: PostingsRow[] = await inSlices(chunks, (chunk) => ({
     id: chunk.id,
     terms: JSON.parse(chunk.terms) as Record<string, number>,
