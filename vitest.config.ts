@@ -29,6 +29,16 @@ export default defineConfig({
           env: { RAVEN_TEST_STORE: 'redis' },
         },
       },
+      {
+        // The RAG HTTP acceptance files again on the embedded database (PGlite), which `all` runs on PostgreSQL
+        // whenever the test server answers (see services/rag/test/http/harness.ts).
+        test: {
+          ...shared,
+          name: 'rag-embedded',
+          include: ['services/rag/test/http/**/*.test.ts'],
+          env: { RAG_TEST_STORE: 'embedded' },
+        },
+      },
     ],
   },
 });

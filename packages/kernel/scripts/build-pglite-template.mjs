@@ -1,11 +1,13 @@
 // Writes dist/pglite-template.tar.gz: the data directory of a freshly initialised PGlite, so that opening a
 // new database loads it (about a second) instead of running initdb (several seconds). No schema: migrations
-// stay with the services. Skips when the template is newer than both the installed PGlite and this script.
+// stay with the services, and each builds its migrated template from this one (src/pglite-template.ts).
+// Skips when the template is newer than both the installed PGlite and this script.
 // Usage: node build-pglite-template.mjs [output file, default ../dist/pglite-template.tar.gz]
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { pglitePackageJsonPath, writeFileAtomically } from '../dist/pglite-template.js';
 
 const scriptPath = fileURLToPath(import.meta.url);
 const target =
@@ -13,21 +15,10 @@ const target =
     ? fileURLToPath(new URL('../dist/pglite-template.tar.gz', import.meta.url))
     : resolve(process.argv[2]);
 
-/** The installed package.json of PGlite (its `exports` do not expose it, so walk up from the entry point). */
-function pglitePackageJson() {
-  let dir = dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json of @electric-sql/pglite not found');
-    dir = parent;
-  }
-  return join(dir, 'package.json');
-}
-
 function isFresh() {
   if (!existsSync(target)) return false;
   const built = statSync(target).mtimeMs;
-  return built > statSync(pglitePackageJson()).mtimeMs && built > statSync(scriptPath).mtimeMs;
+  return built > statSync(pglitePackageJsonPath()).mtimeMs && built > statSync(scriptPath).mtimeMs;
 }
 
 if (isFresh()) {
@@ -43,16 +34,7 @@ if (isFresh()) {
   } finally {
     await engine.close();
   }
-  mkdirSync(dirname(target), { recursive: true });
-  // Written aside and renamed: a reader never sees half a file, and an interrupted build leaves none.
-  const partial = `${target}.${process.pid}.tmp`;
-  try {
-    writeFileSync(partial, archive);
-    renameSync(partial, target);
-  } catch (error) {
-    rmSync(partial, { force: true });
-    throw error;
-  }
+  writeFileAtomically(target, archive);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`PGlite template written: ${target} (${archive.length} bytes, ${seconds} s)`);
 }

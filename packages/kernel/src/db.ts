@@ -6,7 +6,18 @@
 // - timestamptz: a Date; timestamp without time zone: a Date read as UTC; date: a Date at UTC midnight.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -47,8 +58,17 @@ import {
   parseDate,
   parseInt8,
   parseNumeric,
+  removeEntriesExcept,
   THREAD_MARKER,
 } from './pglite-engine.js';
+import {
+  extractDataDirArchive,
+  gzipTemplate,
+  migratedTemplateName,
+  staleMigratedTemplates,
+  tarDirectory,
+  writeFileAtomically,
+} from './pglite-template.js';
 import { threadEntry } from './thread-pool.js';
 
 export { MAX_STATEMENT_PARAMETERS };
@@ -157,18 +177,34 @@ const VECTOR_MISSING_MESSAGE = 'the vector extension is not installed on this Po
 // "../dist/" resolves to the same file from dist/db.js and from src/db.ts (tests run the sources).
 const DEFAULT_TEMPLATE_PATH = fileURLToPath(new URL('../dist/pglite-template.tar.gz', import.meta.url));
 
+/** What `prepareEmbeddedDatabase` creates a database with. */
+export interface PrepareEmbeddedOptions
+  extends Pick<OpenDatabaseOptions, 'vector' | 'sharedBuffers' | 'templatePath'> {
+  dataDir: string;
+  /**
+   * Where the service's migrated templates are (`buildMigratedTemplate`): when the one for these migrations is
+   * there, the new database is that archive unpacked, with no PGlite started.
+   */
+  migratedTemplateDir?: string;
+  /** told when a migrated template is there but unusable (the database is then created the long way) */
+  logger?: Logger;
+}
+
 /**
- * Creates an embedded database on `options.dataDir` (from the template, or initdb) and applies the migrations
- * of each namespace in a short-lived child process; returns the names applied, or [] without a child when the
- * directory already holds a database (its pending migrations are the opener's). Creating and migrating grows PGlite's
- * WebAssembly heap and the C allocator's arenas, and neither shrinks: done here, that memory never belongs to
- * the long-running process that opens the database afterwards. The directory must not be open elsewhere.
+ * Creates an embedded database on `options.dataDir` and applies the migrations of each namespace; returns the
+ * names applied, or [] when the directory already holds a database (its pending migrations are the opener's).
+ * From a migrated template when there is one for exactly these migrations; otherwise in a short-lived child
+ * process, from the base template (or initdb): creating and migrating grows PGlite's WebAssembly heap and the
+ * C allocator's arenas, and neither shrinks, so that memory never belongs to the long-running process that opens
+ * the database afterwards. The directory must not be open elsewhere.
  */
 export async function prepareEmbeddedDatabase(
-  options: Pick<OpenDatabaseOptions, 'vector' | 'sharedBuffers' | 'templatePath'> & { dataDir: string },
+  options: PrepareEmbeddedOptions,
   namespaces: readonly { namespace: string; migrations: readonly Migration[] }[],
 ): Promise<string[]> {
   if (existsSync(join(options.dataDir, 'PG_VERSION'))) return [];
+  if (options.migratedTemplateDir !== undefined && (await unpackMigratedTemplate(options, namespaces)))
+    return namespaces.flatMap(({ migrations }) => migrations.map((migration) => migration.name));
   const entry = threadEntry(import.meta.url, 'pglite-prepare');
   const child = spawn(process.execPath, [...(entry.execArgv ?? []), fileURLToPath(entry.url)], {
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -177,13 +213,90 @@ export async function prepareEmbeddedDatabase(
   const stderr: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
   child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  child.stdin.end(JSON.stringify({ options, namespaces }));
+  const { dataDir, vector, sharedBuffers, templatePath } = options;
+  child.stdin.end(JSON.stringify({ options: { dataDir, vector, sharedBuffers, templatePath }, namespaces }));
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   if (code !== 0) {
     const reason = Buffer.concat(stderr).toString().trim().split('\n').at(-1) || `exit ${signal ?? code}`;
     throw new Error(`Preparing the embedded database in ${options.dataDir} failed: ${reason}`);
   }
   return (JSON.parse(Buffer.concat(stdout).toString()) as { applied: string[] }).applied;
+}
+
+/**
+ * Unpacks the migrated template for `namespaces` into the new, empty `options.dataDir`; false (the directory
+ * as it was) when there is none for them, the directory holds something already, or the archive is damaged.
+ */
+async function unpackMigratedTemplate(
+  options: PrepareEmbeddedOptions,
+  namespaces: readonly { namespace: string; migrations: readonly Migration[] }[],
+): Promise<boolean> {
+  const { dataDir } = options;
+  const path = join(
+    options.migratedTemplateDir as string,
+    migratedTemplateName(options.vector === true, namespaces),
+  );
+  if (!existsSync(path)) return false;
+  mkdirSync(dataDir, { recursive: true });
+  let release: () => void;
+  try {
+    release = lockDataDir(dataDir);
+  } catch (error) {
+    throw new Error(`Preparing the embedded database in ${dataDir} failed: ${(error as Error).message}`);
+  }
+  try {
+    const before = readdirSync(dataDir);
+    // Anything but the lock (a half-created database, say) is left to the long way, which reports it.
+    if (before.some((name) => name !== LOCK_FILE)) return false;
+    try {
+      await extractDataDirArchive(path, dataDir);
+      return true;
+    } catch (error) {
+      removeEntriesExcept(dataDir, before);
+      options.logger?.warn(
+        { err: error, templatePath: path },
+        'the migrated database template is unusable; creating the database from the base template',
+      );
+      return false;
+    }
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Writes the migrated template for `namespaces` into `dir` (unless it is there already) and removes the ones
+ * for other migrations: a database created from the base template, migrated, closed and archived. A service's
+ * build runs this, so that `prepareEmbeddedDatabase` with `migratedTemplateDir: dir` finds it.
+ */
+export async function buildMigratedTemplate(
+  dir: string,
+  options: Pick<OpenDatabaseOptions, 'vector' | 'templatePath'>,
+  namespaces: readonly { namespace: string; migrations: readonly Migration[] }[],
+): Promise<{ path: string; built: boolean }> {
+  const vector = options.vector === true;
+  const name = migratedTemplateName(vector, namespaces);
+  const path = join(dir, name);
+  const built = !existsSync(path);
+  if (built) {
+    const scratch = mkdtempSync(join(tmpdir(), 'quintet-template-'));
+    try {
+      const dataDir = join(scratch, 'pglite');
+      await prepareEmbeddedDatabase(
+        {
+          dataDir,
+          vector,
+          ...(options.templatePath === undefined ? {} : { templatePath: options.templatePath }),
+        },
+        namespaces,
+      );
+      writeFileAtomically(path, gzipTemplate(tarDirectory(dataDir, [LOCK_FILE])));
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  for (const stale of staleMigratedTemplates(dir, name)) rmSync(stale, { force: true });
+  return { path, built };
 }
 
 /** Opens PGlite (in memory or on `dataDir`) or a PostgreSQL pool (`url`) behind one Kysely handle. */
@@ -372,8 +485,8 @@ class PgliteThread implements EmbeddedEngine {
     return this.stopped !== undefined || this.closing !== undefined;
   }
 
-  query(sql: string, params: unknown[]): Promise<EngineResult> {
-    return this.send({ kind: 'query', sql, params });
+  query(sql: string, params: unknown[], blob?: Uint8Array): Promise<EngineResult> {
+    return this.send({ kind: 'query', sql, params, ...(blob === undefined ? {} : { blob }) });
   }
 
   exec(sql: string): Promise<EngineResult> {
@@ -716,10 +829,75 @@ class PgliteDialect implements Dialect {
   }
 }
 
+/** A column of encodeBinaryCopy: PostgreSQL `integer`, or pgvector's `vector`. */
+export type BinaryCopyValue = number | Float32Array;
+
+const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+/**
+ * Rows in PostgreSQL's binary COPY format, for `copy … from … with (format binary)`: a number is an `integer`
+ * (int4), a Float32Array a pgvector `vector` (its binary form: dimension, a reserved int16, big-endian float4s).
+ */
+export function encodeBinaryCopy(rows: readonly (readonly BinaryCopyValue[])[]): Buffer {
+  let size = COPY_SIGNATURE.length + 8 + 2;
+  for (const row of rows) {
+    size += 2;
+    for (const value of row) size += 4 + (typeof value === 'number' ? 4 : 4 + 4 * value.length);
+  }
+  const out = Buffer.alloc(size);
+  let at = COPY_SIGNATURE.copy(out, 0);
+  at = out.writeInt32BE(0, at); // flags
+  at = out.writeInt32BE(0, at); // header extension length
+  for (const row of rows) {
+    at = out.writeInt16BE(row.length, at);
+    for (const value of row) {
+      if (typeof value === 'number') {
+        at = out.writeInt32BE(4, at);
+        at = out.writeInt32BE(value, at);
+        continue;
+      }
+      at = out.writeInt32BE(4 + 4 * value.length, at);
+      at = out.writeInt16BE(value.length, at);
+      at = out.writeInt16BE(0, at);
+      for (let index = 0; index < value.length; index++) at = out.writeFloatBE(value[index] as number, at);
+    }
+  }
+  out.writeInt16BE(-1, at); // end of data
+  return out;
+}
+
+/** The data of copyIntoEmbedded's statement, carried as its only "parameter" to the embedded connection. */
+class CopyData {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/**
+ * Embedded database only: runs `statement` — `copy <table> (<columns>) from '/dev/blob' with (…)` — with `data`
+ * as what it reads, on the connection `executor` holds (in turn with every other statement, or inside a
+ * transaction when `executor` is one). Returns the rows copied. `with (format binary)` spares PostgreSQL parsing text: a vector's
+ * 384 components as text cost pgvector's float parser (software long-double arithmetic in WebAssembly) ~25×
+ * what their binary form does.
+ */
+export async function copyIntoEmbedded<DB>(
+  executor: Kysely<DB>,
+  statement: string,
+  data: Uint8Array,
+): Promise<number> {
+  if (!/^\s*copy\s[^;]*\sfrom\s+'\/dev\/blob'/i.test(statement))
+    throw new Error("copyIntoEmbedded runs one `copy … from '/dev/blob'` statement");
+  const result = await executor.executeQuery(CompiledQuery.raw(statement, [new CopyData(data)]));
+  return Number(result.numAffectedRows ?? 0);
+}
+
 class PgliteConnection implements DatabaseConnection {
   constructor(private readonly engine: EmbeddedEngine) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const [first] = compiledQuery.parameters;
+    if (first instanceof CopyData) {
+      const result = await this.engine.query(compiledQuery.sql, [], first.bytes);
+      return { rows: [], numAffectedRows: BigInt(result.affectedRows) };
+    }
     if (compiledQuery.parameters.length === 0) {
       // The simple protocol accepts several statements (migrations); the extended one only one.
       const result = await this.engine.exec(compiledQuery.sql);

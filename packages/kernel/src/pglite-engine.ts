@@ -57,7 +57,8 @@ function tooManyParameters(count: number): Error {
 /** What db.ts needs of an embedded engine, wherever it runs. */
 export interface EmbeddedEngine {
   readonly closed: boolean;
-  query(sql: string, params: unknown[]): Promise<EngineResult>;
+  /** `blob`: the data a `copy … from '/dev/blob'` statement reads */
+  query(sql: string, params: unknown[], blob?: Uint8Array): Promise<EngineResult>;
   /** several statements without parameters (simple protocol): the last one's rows, all rows affected */
   exec(sql: string): Promise<EngineResult>;
   /** closes the engine (PostgreSQL's shutdown checkpoint); safe to call twice */
@@ -93,9 +94,13 @@ export async function openPgliteEngine(settings: PgliteSettings, log: EngineLog)
     get closed() {
       return pglite.closed;
     },
-    async query(sql, params) {
+    async query(sql, params, blob) {
       if (params.length > MAX_STATEMENT_PARAMETERS) throw tooManyParameters(params.length);
-      const result = await pglite.query(sql, params);
+      const result = await pglite.query(
+        sql,
+        params,
+        blob === undefined ? undefined : { blob: new Blob([blob as Uint8Array<ArrayBuffer>]) },
+      );
       return { rows: result.rows, affectedRows: result.affectedRows ?? 0 };
     },
     async exec(sql) {
@@ -120,7 +125,7 @@ export const THREAD_MARKER = 'quintet-pglite-thread';
 
 /** main → thread; `exec` runs several statements without parameters (simple protocol). */
 export type PgliteCall =
-  | { kind: 'query'; sql: string; params: unknown[] }
+  | { kind: 'query'; sql: string; params: unknown[]; blob?: Uint8Array }
   | { kind: 'exec'; sql: string }
   | { kind: 'close' };
 
@@ -219,38 +224,77 @@ async function readTemplate(path: string, log: EngineLog): Promise<Blob | undefi
   }
 }
 
-const TAR_BLOCK = 512;
+// ---- data-directory archives (here, not in pglite-template.ts: the engine's thread loads this module alone) ----
+
+export const TAR_BLOCK = 512;
+
+/** One entry's header in a data-directory archive (ustar: regular files and directories only). */
+export interface TarHeader {
+  /** relative to the data directory, without leading or trailing slashes */
+  path: string;
+  type: 'file' | 'directory';
+  mode: number;
+  size: number;
+}
+
+function field(block: Uint8Array, start: number, length: number): string {
+  return new TextDecoder().decode(block.subarray(start, start + length)).replace(/\0.*$/s, '');
+}
 
 /**
- * Throws unless `tar` is a whole tar archive (every header checksum right, no entry cut short, the end marker
- * present) holding PG_VERSION. PGlite would otherwise retry a broken archive as gzip, and that failure escapes
- * as an unhandled rejection that ends the process.
+ * The header in the 512-byte `block` at byte `offset` of an archive; null for an end-of-archive block. Throws on
+ * a bad checksum, a path that could leave the directory, or an entry type other than file and directory.
  */
-function checkDataDirTar(tar: Uint8Array): void {
-  const field = (header: Uint8Array, start: number, length: number) =>
-    new TextDecoder().decode(header.subarray(start, start + length)).replace(/\0.*$/s, '');
+export function parseTarHeader(block: Uint8Array, offset: number): TarHeader | null {
+  if (block.every((byte) => byte === 0)) return null;
+  // The checksum sums the header with its own 8-byte field read as spaces.
+  let sum = 8 * 0x20;
+  for (let index = 0; index < TAR_BLOCK; index++) if (index < 148 || index >= 156) sum += block[index] ?? 0;
+  if (Number.parseInt(field(block, 148, 8).trim(), 8) !== sum)
+    throw new Error(`bad tar header checksum at byte ${offset}`);
+  const prefix = field(block, 345, 155);
+  const name = prefix === '' ? field(block, 0, 100) : `${prefix}/${field(block, 0, 100)}`;
+  const path = name.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (path.split('/').some((part) => part === '..' || part === '.'))
+    throw new Error(`unsafe path in the archive: ${name}`);
+  const typeFlag = field(block, 156, 1);
+  if (typeFlag !== '5' && typeFlag !== '0' && typeFlag !== '')
+    throw new Error(`unsupported tar entry type "${typeFlag}" for ${name}`);
+  return {
+    path,
+    type: typeFlag === '5' ? 'directory' : 'file',
+    mode: Number.parseInt(field(block, 100, 8).trim() || '0', 8),
+    size: Number.parseInt(field(block, 124, 12).trim() || '0', 8),
+  };
+}
+
+/** Bytes an entry's data takes in the archive (rounded up to whole blocks). */
+export function tarDataBlocks(size: number): number {
+  return Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+}
+
+/**
+ * Throws unless `tar` is a whole data-directory archive: every header right (parseTarHeader), no entry cut
+ * short, the end marker present, PG_VERSION among the entries. PGlite would otherwise retry a broken archive as
+ * gzip, and that failure escapes as an unhandled rejection that ends the process.
+ */
+export function checkDataDirTar(tar: Uint8Array): void {
   let hasVersion = false;
   for (let offset = 0; offset + TAR_BLOCK <= tar.length; ) {
-    const header = tar.subarray(offset, offset + TAR_BLOCK);
-    if (header.every((byte) => byte === 0)) {
+    const header = parseTarHeader(tar.subarray(offset, offset + TAR_BLOCK), offset);
+    if (header === null) {
       if (!hasVersion) throw new Error('the archive holds no PG_VERSION');
       return;
     }
-    // The checksum sums the header with its own 8-byte field read as spaces.
-    let sum = 8 * 0x20;
-    for (let index = 0; index < TAR_BLOCK; index++)
-      if (index < 148 || index >= 156) sum += header[index] ?? 0;
-    if (Number.parseInt(field(header, 148, 8).trim(), 8) !== sum)
-      throw new Error(`bad tar header checksum at byte ${offset}`);
-    const size = Number.parseInt(field(header, 124, 12).trim() || '0', 8);
-    if (/(^|\/)PG_VERSION$/.test(field(header, 0, 100))) hasVersion = true;
-    offset += TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+    if (header.path === 'PG_VERSION') hasVersion = true;
+    offset += TAR_BLOCK + (header.type === 'file' ? tarDataBlocks(header.size) : 0);
     if (offset > tar.length) throw new Error('the archive is cut short');
   }
   throw new Error('the archive has no end marker');
 }
 
-function removeEntriesExcept(dir: string, keep: readonly string[]): void {
+/** Removes what `dir` holds apart from `keep` (a failed template load leaves the directory as it was). */
+export function removeEntriesExcept(dir: string, keep: readonly string[]): void {
   const kept = new Set(keep);
   for (const entry of readdirSync(dir))
     if (!kept.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
@@ -278,7 +322,11 @@ async function run(request: PgliteRequest, engine: EmbeddedEngine): Promise<Pgli
     case 'exec':
       return { id: request.id, kind: 'result', ...(await engine.exec(request.sql)) };
     case 'query':
-      return { id: request.id, kind: 'result', ...(await engine.query(request.sql, request.params)) };
+      return {
+        id: request.id,
+        kind: 'result',
+        ...(await engine.query(request.sql, request.params, request.blob)),
+      };
     case 'close':
       await engine.close();
       return { id: request.id, kind: 'result', rows: [], affectedRows: 0 };

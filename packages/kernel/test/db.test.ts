@@ -7,18 +7,22 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { type ColumnType, type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  buildMigratedTemplate,
   chunkRowsByParameters,
+  copyIntoEmbedded,
   type Database,
+  encodeBinaryCopy,
   isDatabaseUnavailable,
   isUniqueViolation,
   MAX_STATEMENT_PARAMETERS,
@@ -29,6 +33,8 @@ import {
   redactDatabaseUrl,
 } from '../src/db.js';
 import { createLogger } from '../src/log.js';
+import { parseTarHeader, TAR_BLOCK, tarDataBlocks } from '../src/pglite-engine.js';
+import { extractDataDirArchive, migratedTemplateName, tarDirectory } from '../src/pglite-template.js';
 import { CuttableProxy, testDatabaseUrl } from '../src/testing.js';
 
 const serverUrl = await testDatabaseUrl();
@@ -452,6 +458,61 @@ describe('PGlite specifics', () => {
     }
   });
 
+  it('copies integer and vector rows in binary, in turn with other statements and inside transactions', async () => {
+    const db = await openDatabase<unknown>({ vector: true });
+    try {
+      await sql`create table items (id int primary key, store int not null, embedding vector(3) not null)`.execute(
+        db.kysely,
+      );
+      const copy = "copy items (id, store, embedding) from '/dev/blob' with (format binary)";
+      const rows = [
+        [1, 7, Float32Array.of(0.5, -0.25, 1e-7)],
+        [2, 7, Float32Array.of(3, 4, 0)],
+      ];
+      const [copied] = await Promise.all([
+        copyIntoEmbedded(db.kysely, copy, encodeBinaryCopy(rows)),
+        sql`select 1`.execute(db.kysely),
+      ]);
+      expect(copied).toBe(2);
+      const { rows: read } = await sql<{ id: number; store: number; embedding: string; norm: number }>`
+        select id, store, embedding::text as embedding, vector_norm(embedding) as norm from items order by id`.execute(
+        db.kysely,
+      );
+      expect(read).toEqual([
+        {
+          id: 1,
+          store: 7,
+          embedding: '[0.5,-0.25,1e-07]',
+          norm: expect.closeTo(Math.hypot(0.5, 0.25, 1e-7), 6),
+        },
+        { id: 2, store: 7, embedding: '[3,4,0]', norm: 5 },
+      ]);
+
+      // Inside a transaction the copy is part of it.
+      await db.kysely
+        .transaction()
+        .execute(async (trx) => {
+          await copyIntoEmbedded(trx, copy, encodeBinaryCopy([[3, 8, Float32Array.of(1, 1, 1)]]));
+          throw new Error('roll back');
+        })
+        .catch(() => {});
+      const { rows: count } = await sql<{ n: number }>`select count(*)::int as n from items`.execute(
+        db.kysely,
+      );
+      expect(count).toEqual([{ n: 2 }]);
+
+      // A wrong dimension is PostgreSQL's error; anything but a copy from the blob is refused before it is sent.
+      await expect(
+        copyIntoEmbedded(db.kysely, copy, encodeBinaryCopy([[4, 8, Float32Array.of(1, 1)]])),
+      ).rejects.toThrow('expected 3 dimensions, not 2');
+      await expect(copyIntoEmbedded(db.kysely, 'delete from items', encodeBinaryCopy([]))).rejects.toThrow(
+        "copyIntoEmbedded runs one `copy … from '/dev/blob'` statement",
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
   it('carries values and PostgreSQL error fields across the thread', async () => {
     const db = await openDatabase<unknown>({});
     try {
@@ -726,6 +787,192 @@ describe('PGlite template', () => {
     return gunzipSync(readFileSync(templatePath));
   }
 });
+
+describe('migrated PGlite template', () => {
+  let root: string;
+  const sets = [{ namespace: 'notes', migrations: NOTES }];
+  const names = ['001_notes', '002_counter'];
+
+  /** built once by beforeAll, for NOTES (the first test replaces the file: its bytes are kept here) */
+  let built: { path: string; built: boolean };
+  let builtArchive: Buffer;
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'kernel-migrated-template-'));
+    built = await buildMigratedTemplate(join(root, 'build'), {}, sets);
+    builtArchive = readFileSync(built.path);
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  function capturingLogger() {
+    const messages: string[] = [];
+    const logger = createLogger({
+      name: 'test',
+      level: 'debug',
+      destination: { write: (line: string) => messages.push((JSON.parse(line) as { msg: string }).msg) },
+    });
+    return { logger, messages };
+  }
+
+  async function notesIn(dataDir: string) {
+    const db = await openDatabase<Tables>({ dataDir });
+    try {
+      expect(await db.migrate('notes', NOTES)).toEqual([]);
+      return await db.kysely.selectFrom('notes').select(['id', 'body']).orderBy('id').execute();
+    } finally {
+      await db.close();
+    }
+  }
+
+  it('is built once per set of migrations, named by them; the build removes the ones of other migrations', async () => {
+    const dir = join(root, 'build');
+    const first = built;
+    expect(first.built).toBe(true);
+    expect(first.path).toBe(join(dir, migratedTemplateName(false, sets)));
+    expect(readdirSync(dir)).toEqual([basename(first.path)]); // no scratch or partial file left
+    const paths = tarEntries(gunzipSync(readFileSync(first.path))).map(([path]) => path);
+    expect(paths).toContain('PG_VERSION');
+    expect(paths).not.toContain('.quintet.lock');
+    expect(await buildMigratedTemplate(dir, {}, sets)).toEqual({ path: first.path, built: false });
+
+    // Any change to the migrations (or to pgvector) names another template.
+    const changed = [{ namespace: 'notes', migrations: [...NOTES, { name: '003_x', sql: 'select 1' }] }];
+    expect(migratedTemplateName(false, changed)).not.toBe(basename(first.path));
+    expect(migratedTemplateName(true, sets)).not.toBe(basename(first.path));
+    expect(migratedTemplateName(false, [{ namespace: 'notes', migrations: [...NOTES] }])).toBe(
+      basename(first.path),
+    );
+    const next = await buildMigratedTemplate(dir, {}, changed);
+    expect(readdirSync(dir)).toEqual([basename(next.path)]);
+  });
+
+  it('makes a new database by unpacking, without migrating it', async () => {
+    const dir = join(root, 'marked');
+    // A template holding a row the migrations never write: finding it proves the archive was unpacked.
+    const source = join(root, 'marked-source');
+    await prepareEmbeddedDatabase({ dataDir: source }, sets);
+    const db = await openDatabase<Tables>({ dataDir: source });
+    try {
+      await db.kysely.insertInto('notes').values({ id: 1, body: 'from the template' }).execute();
+    } finally {
+      await db.close();
+    }
+    mkdirSync(dir);
+    writeFileSync(join(dir, migratedTemplateName(false, sets)), gzipSync(tarDirectory(source)));
+
+    const dataDir = join(root, 'unpacked', 'pglite');
+    expect(await prepareEmbeddedDatabase({ dataDir, migratedTemplateDir: dir }, sets)).toEqual(names);
+    expect(existsSync(join(dataDir, '.quintet.lock'))).toBe(false);
+    expect(await notesIn(dataDir)).toEqual([{ id: 1, body: 'from the template' }]);
+    // An existing database is left alone.
+    expect(await prepareEmbeddedDatabase({ dataDir, migratedTemplateDir: dir }, sets)).toEqual([]);
+
+    // Other migrations do not match it: the database is created and migrated the long way.
+    const other = [{ namespace: 'notes', migrations: NOTES.slice(0, 1) }];
+    const otherDir = join(root, 'other', 'pglite');
+    expect(await prepareEmbeddedDatabase({ dataDir: otherDir, migratedTemplateDir: dir }, other)).toEqual([
+      '001_notes',
+    ]);
+    const created = await openDatabase<Tables>({ dataDir: otherDir });
+    try {
+      expect(await created.kysely.selectFrom('notes').selectAll().execute()).toEqual([]);
+    } finally {
+      await created.close();
+    }
+
+    // A directory that holds something already is not unpacked into; a directory open elsewhere is refused.
+    const busy = join(root, 'busy');
+    mkdirSync(busy);
+    writeFileSync(join(busy, '.quintet.lock'), `${process.pid}\n`);
+    await expect(prepareEmbeddedDatabase({ dataDir: busy, migratedTemplateDir: dir }, sets)).rejects.toThrow(
+      `Preparing the embedded database in ${busy} failed: The database directory ${busy} is already open in this process`,
+    );
+  });
+
+  it('falls back to creating the database when the template is damaged, leaving nothing of it behind', async () => {
+    const dir = join(root, 'damaged');
+    mkdirSync(dir);
+    const archive = builtArchive;
+    const whole = gunzipSync(archive);
+    const cases: [string, Buffer][] = [
+      ['cut-short', archive.subarray(0, 10_000)],
+      ['escaping', gzipSync(Buffer.concat([tarOf('../escaped', 'x').subarray(0, 1024), whole]))],
+    ];
+    for (const [name, archive] of cases) {
+      writeFileSync(join(dir, migratedTemplateName(false, sets)), archive);
+      const dataDir = join(root, `fallback-${name}`);
+      const { logger, messages } = capturingLogger();
+      expect(await prepareEmbeddedDatabase({ dataDir, migratedTemplateDir: dir, logger }, sets)).toEqual(
+        names,
+      );
+      expect(messages).toContain(
+        'the migrated database template is unusable; creating the database from the base template',
+      );
+      expect(existsSync(join(root, 'escaped'))).toBe(false);
+      expect(await notesIn(dataDir)).toEqual([]);
+    }
+  });
+
+  it('tars a tree and unpacks it again: files, modes, empty directories, long paths', async () => {
+    const tree = join(root, 'tree');
+    const deep = `${'d'.repeat(60)}/${'e'.repeat(60)}`;
+    mkdirSync(join(tree, deep), { recursive: true });
+    mkdirSync(join(tree, 'empty'));
+    writeFileSync(join(tree, 'PG_VERSION'), '17\n', { mode: 0o600 });
+    // Larger than a gunzip chunk, and not a whole number of blocks.
+    const big = Buffer.from(Array.from({ length: 200_001 }, (_, index) => (index * 31) % 251));
+    writeFileSync(join(tree, deep, 'f'.repeat(40)), big, { mode: 0o640 });
+    writeFileSync(join(tree, 'skipped'), 'x');
+    const tar = tarDirectory(tree, ['skipped']);
+    expect(tarDirectory(tree, ['skipped']).equals(tar)).toBe(true);
+    expect(tarEntries(tar)).toEqual([
+      ['PG_VERSION', 'file'],
+      ['d'.repeat(60), 'directory'],
+      [deep, 'directory'],
+      [`${deep}/${'f'.repeat(40)}`, 'file'],
+      ['empty', 'directory'],
+    ]);
+    const archive = join(root, 'tree.tar.gz');
+    writeFileSync(archive, gzipSync(tar));
+    const copy = join(root, 'tree-copy');
+    mkdirSync(copy);
+    await extractDataDirArchive(archive, copy);
+    expect(readFileSync(join(copy, deep, 'f'.repeat(40))).equals(big)).toBe(true);
+    expect(statSync(join(copy, deep, 'f'.repeat(40))).mode & 0o777).toBe(0o640);
+    expect(readFileSync(join(copy, 'PG_VERSION'), 'utf8')).toBe('17\n');
+    expect(readdirSync(join(copy, 'empty'))).toEqual([]);
+    expect(existsSync(join(copy, 'skipped'))).toBe(false);
+
+    const refused = async (content: Buffer) => {
+      writeFileSync(archive, content);
+      const into = mkdtempSync(join(root, 'refused-'));
+      return extractDataDirArchive(archive, into).then(
+        () => 'unpacked',
+        (error: Error) => error.message,
+      );
+    };
+    expect(await refused(gzipSync(tarOf('x', 'y')))).toBe('the archive holds no PG_VERSION');
+    expect(await refused(gzipSync(tar.subarray(0, tar.length - 2 * TAR_BLOCK - 1024)))).toBe(
+      'the archive is cut short',
+    );
+    expect(await refused(gzipSync(tarOf('../escaped', 'y')))).toBe('unsafe path in the archive: ../escaped');
+    // The whole tar, but the gzip trailer (its checksum) cut off.
+    const gzipped = gzipSync(tar);
+    expect(await refused(gzipped.subarray(0, gzipped.length - 6))).toBe('unexpected end of file');
+  });
+});
+
+/** [path, type] of each entry of a tar archive. */
+function tarEntries(tar: Buffer): [string, string][] {
+  const entries: [string, string][] = [];
+  for (let offset = 0; offset + TAR_BLOCK <= tar.length; ) {
+    const header = parseTarHeader(tar.subarray(offset, offset + TAR_BLOCK), offset);
+    if (header === null) break;
+    entries.push([header.path, header.type]);
+    offset += TAR_BLOCK + (header.type === 'file' ? tarDataBlocks(header.size) : 0);
+  }
+  return entries;
+}
 
 /** A one-file ustar archive. */
 function tarOf(name: string, content: string): Buffer {

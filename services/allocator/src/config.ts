@@ -101,6 +101,8 @@ export interface AllocatorConfig {
   faultInjectFailOwner: string | undefined;
 }
 
+/** EMBEDDING_DIM when unset (the build's migrated catalog template is made for it). */
+export const DEFAULT_EMBEDDING_DIM = 512;
 const MIB = 1024 * 1024;
 const LOG_LEVELS: readonly LogLevel[] = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
 const DEFAULT_ORIGINS = ['http://localhost:3000', 'http://localhost:8000'];
@@ -247,7 +249,7 @@ export function loadConfig(env: Env): AllocatorConfig {
     embeddingModel: envRaw(env, 'EMBEDDING_MODEL') ?? 'openai/clip-vit-base-patch32',
     embeddingModelExplicit: envRaw(env, 'EMBEDDING_MODEL') !== undefined,
     embeddingModelRequired: envBool(env, 'EMBEDDING_MODEL_REQUIRED', false),
-    embeddingDim: envInt(env, 'EMBEDDING_DIM', 512, { min: 1, max: 16_000 }),
+    embeddingDim: envInt(env, 'EMBEDDING_DIM', DEFAULT_EMBEDDING_DIM, { min: 1, max: 16_000 }),
     clusterThreshold: unitInterval(env, 'CLUSTER_THRESHOLD', 0.72),
     maxImageSize: envInt(env, 'MAX_IMAGE_SIZE', 1024, { min: 16, max: 16_384 }),
     videoKeyframes: envInt(env, 'VIDEO_KEYFRAMES', 3, { min: 1, max: 32 }),

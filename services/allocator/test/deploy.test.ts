@@ -323,12 +323,18 @@ describe('deploy/allocator/Dockerfile', () => {
     expect(runtime[0]?.args).toBe('node:24-bookworm-slim');
   });
 
-  it('installs the workspace with npm ci, compiles, then prunes dev dependencies', () => {
+  it('installs the workspace with npm ci, compiles, builds the database templates, then prunes dev dependencies', () => {
     const commands = runs(build).join('\n');
     expect(commands).toMatch(/npm ci .*--workspace @quintet\/kernel --workspace @quintet\/allocator/);
     expect(commands).toMatch(/npx tsc -b services\/allocator/);
     expect(commands).toMatch(/npm prune --omit=dev .*--workspace @quintet\/allocator/);
     expect(commands.indexOf('npm ci')).toBeLessThan(commands.indexOf('npm prune'));
+    // The catalog's migrated template, made from the kernel's before dev dependencies go.
+    const kernelTemplate = commands.indexOf('node packages/kernel/scripts/build-pglite-template.mjs');
+    const catalogTemplate = commands.indexOf('node services/allocator/scripts/build-pglite-template.mjs');
+    expect(kernelTemplate).toBeGreaterThan(commands.indexOf('npx tsc -b services/allocator'));
+    expect(catalogTemplate).toBeGreaterThan(kernelTemplate);
+    expect(catalogTemplate).toBeLessThan(commands.indexOf('npm prune'));
     const copies = build.filter((s) => s.op === 'COPY').map((s) => s.args);
     expect(copies).toContain('package.json package-lock.json tsconfig*.json ./');
     expect(copies).toContain('services/allocator ./services/allocator');

@@ -24,6 +24,8 @@ export type { Env, RagConfig };
 export { ConfigError };
 
 export const DEV_JWT_SECRET = 'dev_secret_DO_NOT_USE_IN_PRODUCTION_generate_real_secret_with_secrets_module';
+/** EMBEDDING_DIM when unset (the build's migrated database template is made for it). */
+export const DEFAULT_EMBEDDING_DIM = 384;
 export const DEFAULT_NO_ANSWER_TEXT = "I couldn't find an answer to that in the selected documents.";
 export const DEFAULT_ALLOWED_MODELS = [
   'gemini-2.5-flash',
@@ -431,7 +433,7 @@ export function loadConfig(env: Env): RagConfig {
       'local',
     ),
     embeddingModel: envRaw(env, 'EMBEDDING_MODEL'),
-    embeddingDim: envInt(env, 'EMBEDDING_DIM', 384, { min: 8, max: 4096 }),
+    embeddingDim: envInt(env, 'EMBEDDING_DIM', DEFAULT_EMBEDDING_DIM, { min: 8, max: 4096 }),
     ragTopK: envInt(env, 'RAG_TOP_K', 6, { min: 1, max: 100 }),
     ragCandidates: envInt(env, 'RAG_CANDIDATES', 40, { min: 1, max: 1000 }),
     ragRrfK: envInt(env, 'RAG_RRF_K', 60, { min: 1 }),

@@ -742,7 +742,7 @@ describe('deploy/rag/Dockerfile', () => {
     for (const from of froms) expect(from).toBe('node:24-bookworm-slim');
   });
 
-  it('installs with npm ci, compiles rag, builds the PGlite template and drops dev dependencies', () => {
+  it('installs with npm ci, compiles rag, builds the PGlite templates and drops dev dependencies', () => {
     const runs = build
       .filter((i) => i.keyword === 'RUN')
       .map((i) => i.args)
@@ -751,6 +751,10 @@ describe('deploy/rag/Dockerfile', () => {
     expect(runs).toContain('npx tsc -b services/rag');
     expect(runs.indexOf('node packages/kernel/scripts/build-pglite-template.mjs')).toBeGreaterThan(
       runs.indexOf('npx tsc -b services/rag'),
+    );
+    // The migrated template is made from the kernel's, and lands in the dist/ the runtime stage copies.
+    expect(runs.indexOf('node services/rag/scripts/build-pglite-template.mjs')).toBeGreaterThan(
+      runs.indexOf('node packages/kernel/scripts/build-pglite-template.mjs'),
     );
     expect(runs).toMatch(/npm prune --omit=dev/);
   });

@@ -225,6 +225,17 @@ export function catalogMigrations(embeddingDim: number): Migration[] {
     }));
 }
 
+/** The migrations of a new embedded catalog, as `prepareEmbeddedDatabase` takes them. */
+export function catalogMigrationSets(embeddingDim: number): { namespace: string; migrations: Migration[] }[] {
+  return [{ namespace: MIGRATION_NAMESPACE, migrations: catalogMigrations(embeddingDim) }];
+}
+
+/**
+ * Where the build puts the embedded catalog's migrated template (scripts/build-pglite-template.mjs):
+ * services/allocator/dist/, from the sources (tests) and from the build alike.
+ */
+export const EMBEDDED_TEMPLATE_DIR = fileURLToPath(new URL('../../dist/', import.meta.url));
+
 /** Start-up refused: the catalog cannot be used as configured. */
 export class CatalogRefusedError extends Error {
   override readonly name = 'CatalogRefusedError';
@@ -242,16 +253,22 @@ export interface CatalogOptions {
 }
 
 /**
- * A new embedded catalog (no database in `pgliteDir` yet) is created and migrated by a short-lived child
- * process, so that the serving process opens a finished database and never holds the memory creating it takes
+ * A new embedded catalog (no database in `pgliteDir` yet) is the build's migrated template unpacked (for the
+ * default EMBEDDING_DIM), or is created and migrated by a short-lived child process, so that the serving process opens a finished database and never holds the memory creating it takes
  * (spec S2: idle RSS). Anything else is left to openCatalog and migrateCatalog.
  */
 export async function prepareNewCatalog(options: CatalogOptions): Promise<void> {
   const dataDir = options.pgliteDir;
   if (options.databaseUrl !== undefined || dataDir === undefined) return;
-  const applied = await prepareEmbeddedDatabase({ dataDir, vector: true }, [
-    { namespace: MIGRATION_NAMESPACE, migrations: catalogMigrations(options.embeddingDim) },
-  ]);
+  const applied = await prepareEmbeddedDatabase(
+    {
+      dataDir,
+      vector: true,
+      migratedTemplateDir: EMBEDDED_TEMPLATE_DIR,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    },
+    catalogMigrationSets(options.embeddingDim),
+  );
   if (applied.length > 0) options.logger?.info({ migrations: applied }, 'catalog created');
 }
 

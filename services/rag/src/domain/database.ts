@@ -2,6 +2,7 @@
 // Core tables always; the embeddings table only where pgvector exists. Without pgvector, or when the stored
 // embedding dimension differs from EMBEDDING_DIM, retrieval runs lexical-only and says so once in the log.
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   type Database,
   isDatabaseUnavailable,
@@ -11,6 +12,7 @@ import {
   redactDatabaseUrl,
 } from '@quintet/kernel/db';
 import type { Logger } from '@quintet/kernel/log';
+import { WatchedCache, WriteWatch } from '@quintet/kernel/write-watch';
 import { type Kysely, sql } from 'kysely';
 import type { RagConfig } from '../config-types.js';
 import {
@@ -28,8 +30,35 @@ export interface RagDb {
   vectorEnabled: boolean;
   /** the dimension recorded with the embeddings table; null without pgvector */
   embeddingDim: number | null;
+  /** writes made through `kysely`, per table (embedded database only: see WatchedCache); null on PostgreSQL */
+  readonly writes: WriteWatch | null;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+const watchedCaches = new WeakMap<RagDb, Map<string, WatchedCache<unknown>>>();
+
+/**
+ * The cache called `name` of reads from `tables` on `db` (one per database handle): hits while none of the
+ * tables has been written through the handle since; on PostgreSQL every read goes to the database.
+ */
+export function watchedCache<V>(
+  db: RagDb,
+  name: string,
+  tables: readonly string[],
+  maxEntries: number,
+): WatchedCache<V> {
+  let caches = watchedCaches.get(db);
+  if (caches === undefined) {
+    caches = new Map();
+    watchedCaches.set(db, caches);
+  }
+  let cache = caches.get(name);
+  if (cache === undefined) {
+    cache = new WatchedCache<unknown>(db.writes, tables, maxEntries);
+    caches.set(name, cache);
+  }
+  return cache as WatchedCache<V>;
 }
 
 export type RagDatabaseConfig = Pick<
@@ -126,18 +155,35 @@ export async function openRagDatabase(
 }
 
 /**
- * A new embedded database is created and migrated by a short-lived child process, so that the serving
- * process opens a finished database and never holds the memory creating it takes.
+ * Where the build puts the migrated template of the embedded database (scripts/build-pglite-template.mjs):
+ * services/rag/dist/, from the sources (tests) and from the build alike.
+ */
+export const EMBEDDED_TEMPLATE_DIR = fileURLToPath(new URL('../../dist/', import.meta.url));
+
+/** The migrations of a new embedded database, in the order they apply. */
+export function embeddedMigrationSets(
+  embeddingDim: number,
+): { namespace: string; migrations: readonly Migration[] }[] {
+  return [
+    { namespace: RAG_MIGRATION_NAMESPACE, migrations: RAG_MIGRATIONS },
+    { namespace: RAG_VECTOR_MIGRATION_NAMESPACE, migrations: vectorMigrations(embeddingDim, false) },
+  ];
+}
+
+/**
+ * A new embedded database is the build's migrated template unpacked (for the default EMBEDDING_DIM), or is
+ * created and migrated by a short-lived child process, so that the serving process opens a finished database
+ * and never holds the memory creating it takes.
  */
 async function createEmbeddedDatabase(
   dataDir: string,
   config: RagDatabaseConfig,
   logger: Logger,
 ): Promise<void> {
-  const applied = await prepareEmbeddedDatabase({ dataDir, vector: true }, [
-    { namespace: RAG_MIGRATION_NAMESPACE, migrations: RAG_MIGRATIONS },
-    { namespace: RAG_VECTOR_MIGRATION_NAMESPACE, migrations: vectorMigrations(config.embeddingDim, false) },
-  ]);
+  const applied = await prepareEmbeddedDatabase(
+    { dataDir, vector: true, migratedTemplateDir: EMBEDDED_TEMPLATE_DIR, logger },
+    embeddedMigrationSets(config.embeddingDim),
+  );
   if (applied.length > 0) logger.info({ event: 'migrations_applied', applied }, 'migrations applied');
 }
 
@@ -192,9 +238,12 @@ async function prepare(
       `The stored embeddings have ${storedDim} dimensions but EMBEDDING_DIM is ${config.embeddingDim}: retrieval runs lexical-only until 'rag-assistant reindex --all' has run`,
     );
   }
+  // Embedded: this process is the database's only writer, so reads of rarely written tables can be cached.
+  const writes = database.dialect === 'pglite' ? new WriteWatch() : null;
   return {
-    kysely: database.kysely,
+    kysely: writes === null ? database.kysely : database.kysely.withPlugin(writes),
     dialect: database.dialect,
+    writes,
     vectorEnabled,
     embeddingDim: storedDim,
     ping: () => database.ping(),

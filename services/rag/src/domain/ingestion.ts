@@ -3,7 +3,7 @@
 // runs jobs, see ingest-worker.ts), then ONE transaction that swaps the document's chunks, marks it
 // DONE and writes the index cost row. A failure leaves the previous index (or none) untouched: no partial chunks.
 
-import { isDatabaseUnavailable } from '@quintet/kernel/db';
+import { copyIntoEmbedded, encodeBinaryCopy, isDatabaseUnavailable } from '@quintet/kernel/db';
 import { NETWORK_UNAVAILABLE_CODES } from '@quintet/kernel/errors';
 import type { Logger } from '@quintet/kernel/log';
 import { type JobInfo, type JobQueue, type QueuedJob, RetryableJobError } from '@quintet/kernel/queue';
@@ -409,9 +409,9 @@ function checkDimension(dim: number, expected: number | null): void {
 }
 
 /**
- * Writes the chunks (and vectors) of `generation`, one statement per batch: the chunk rows and their vectors
- * go in together (a data-modifying CTE), so a batch is atomic without a transaction that would hold the
- * connection while this thread builds the second half.
+ * Writes the chunks (and vectors) of `generation` a batch at a time, with no transaction holding the connection
+ * while this thread builds the next statement: on PostgreSQL the chunk rows and their vectors go in one statement
+ * (a data-modifying CTE); on the embedded database the vectors follow in a binary copy (insertBatch).
  */
 async function stageChunks(
   db: RagDb,
@@ -467,6 +467,22 @@ async function insertBatch(
     new Map(rows.map((row) => [row.ordinal, row.id]));
   if (vectors === null) return idsOf(await chunks.execute());
   if (vectors.length !== batch.length) throw new Error('chunk/vector mismatch');
+  if (db.dialect === 'pglite') {
+    // Two statements: the vectors in PostgreSQL's binary form, which pgvector reads ~25× faster than their text
+    // in WebAssembly. A failure between them leaves rows of an unpublished generation, removed with it.
+    const ids = idsOf(await chunks.execute());
+    const rows = batch.map((draft, index) => [
+      ids.get(draft.ordinal) as number,
+      lease.store_id,
+      vectors[index] as Float32Array,
+    ]);
+    await copyIntoEmbedded(
+      db.kysely,
+      "copy chunk_vectors (chunk_id, store_id, embedding) from '/dev/blob' with (format binary)",
+      encodeBinaryCopy(rows),
+    );
+    return ids;
+  }
   // Ordinals are unique within a document's generation: they pair each new chunk id with its vector. The
   // vectors' insert runs to completion although the statement only returns the chunks' ids.
   const pairs = batch.map(

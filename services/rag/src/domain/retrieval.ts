@@ -4,7 +4,7 @@
 // applied afterwards).
 import { type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { RagConfig } from '../config-types.js';
-import { guardDatabase, type RagDb } from './database.js';
+import { guardDatabase, type RagDb, watchedCache } from './database.js';
 import {
   BM25_B,
   BM25_K1,
@@ -121,7 +121,14 @@ export async function searchCandidates(db: RagDb, request: SearchRequest): Promi
   if (storeIds.length === 0) return { queryTerms, candidates: [], idf };
 
   return guardDatabase(async () => {
-    const documents = await scopeDocuments(db, scopeQuery(request.userId, storeIds, filter));
+    const documents = await watchedCache<ScopeDocument[]>(
+      db,
+      'search-scope',
+      SCOPE_TABLES,
+      SCOPE_CACHE_ENTRIES,
+    ).get(`${request.userId}|${storeIds.join(',')}|${JSON.stringify(request.metadataFilter ?? null)}`, () =>
+      scopeDocuments(db, scopeQuery(request.userId, storeIds, filter)),
+    );
     if (documents.length === 0) return { queryTerms, candidates: [], idf };
     const embedding = usableEmbedding(db, request.queryEmbedding);
     const inMemoryVectors = embedding !== undefined && db.dialect === 'pglite';
@@ -234,6 +241,14 @@ function rerankOrder(
   if (a.fused !== b.fused) return b.fused - a.fused;
   return a.id - b.id;
 }
+
+/**
+ * What decides a scope (the watch sees each table's own writes, not cascades: `users` stands for rows that
+ * would go with a user). Embedded database only: see `watchedCache`.
+ */
+const SCOPE_TABLES = ['users', 'stores', 'documents'];
+/** (caller, stores, metadata filter) scopes remembered between writes to SCOPE_TABLES */
+const SCOPE_CACHE_ENTRIES = 256;
 
 /** Ids of the documents in scope: DONE, live, in live stores of `userId` among `storeIds`. */
 function scopeQuery(userId: number, storeIds: number[], filter: RawBuilder<SqlBool>): RawBuilder<unknown> {

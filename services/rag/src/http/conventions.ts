@@ -16,7 +16,7 @@ import { trustedProxyList } from '@quintet/kernel/security';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RagConfig } from '../config-types.js';
 import { BudgetExceededError } from '../domain/budgets.js';
-import { DatabaseUnavailableError } from '../domain/database.js';
+import { DatabaseUnavailableError, watchedCache } from '../domain/database.js';
 import { DatabaseRevocationStore } from '../domain/revocation.js';
 import { findUserById, findUserWithRevocation, type UserRow } from '../domain/users.js';
 import type { RagContext } from './context.js';
@@ -596,6 +596,12 @@ function toAuthUser(row: UserRow, claims: TokenClaims): AuthUser {
  * Redis the revocation check and the user lookup run concurrently, and an unreachable Redis answers 503 whatever
  * the lookup found. Nothing is cached: a revoked token or a deactivated user is refused at once.
  */
+/**
+ * Tokens whose user and revocation were read, remembered until `users` or `revoked_tokens` is next written
+ * (embedded database without Redis only: there this process is their only writer).
+ */
+const AUTH_CACHE_ENTRIES = 10_000;
+
 async function userAndRevocation(
   context: RagContext,
   request: FastifyRequest,
@@ -603,7 +609,12 @@ async function userAndRevocation(
 ): Promise<{ revoked: boolean; user: UserRow | undefined }> {
   const { jti } = outcome.claims;
   if (context.revocations instanceof DatabaseRevocationStore)
-    return findUserWithRevocation(context.db.kysely, outcome.userId, jti);
+    return watchedCache<{ revoked: boolean; user: UserRow | undefined }>(
+      context.db,
+      'authenticated-users',
+      ['users', 'revoked_tokens'],
+      AUTH_CACHE_ENTRIES,
+    ).get(`${outcome.userId}:${jti}`, () => findUserWithRevocation(context.db.kysely, outcome.userId, jti));
   const [revoked, user] = await Promise.allSettled([
     context.revocations.isRevoked(jti),
     findUserById(context.db.kysely, outcome.userId),

@@ -2,8 +2,11 @@
 // the caller; unknown, deleted and foreign stores all read as "not found".
 import { sql } from 'kysely';
 import type { RagDb } from '../domain/database.js';
-import { guardDatabase } from '../domain/database.js';
+import { guardDatabase, watchedCache } from '../domain/database.js';
 import type { RagBackend } from '../domain/schema.js';
+
+/** (caller, store ids) combinations remembered between writes to `stores` (embedded database only) */
+const OWNED_STORE_CACHE_ENTRIES = 10_000;
 
 export interface OwnedStore {
   id: number;
@@ -19,14 +22,18 @@ export async function findOwnedStores(
   const unique = [...new Set(ids)].filter((id) => Number.isSafeInteger(id));
   if (unique.length === 0) return [];
   const rows = await guardDatabase(() =>
-    db.kysely
-      .selectFrom('stores')
-      .select(['id', 'backend'])
-      // one array parameter, however many ids the request names
-      .where('id', '=', sql<number>`any(${unique}::int8[])`)
-      .where('user_id', '=', userId)
-      .where('deleted_at', 'is', null)
-      .execute(),
+    watchedCache<OwnedStore[]>(db, 'owned-stores', ['stores'], OWNED_STORE_CACHE_ENTRIES).get(
+      `${userId}:${unique.join(',')}`,
+      () =>
+        db.kysely
+          .selectFrom('stores')
+          .select(['id', 'backend'])
+          // one array parameter, however many ids the request names
+          .where('id', '=', sql<number>`any(${unique}::int8[])`)
+          .where('user_id', '=', userId)
+          .where('deleted_at', 'is', null)
+          .execute(),
+    ),
   );
   const byId = new Map(rows.map((row) => [row.id, row]));
   return unique.flatMap((id) => {

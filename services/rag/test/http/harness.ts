@@ -72,7 +72,8 @@ let postgresAvailable: Promise<boolean> | undefined;
 export interface TestServerOptions {
   /**
    * `postgres`: a fresh database on the PostgreSQL test server, dropped on close (fast); `embedded`: PGlite in
-   * DATA_DIR as a bare start-up uses. Default: postgres when the test server answers, else embedded.
+   * DATA_DIR as a bare start-up uses. Default: postgres when the test server answers, else embedded; always
+   * embedded with RAG_TEST_STORE=embedded (the `rag-embedded` test project runs these files again that way).
    */
   store?: 'postgres' | 'embedded';
   /** reuse this directory (restart on the same data) instead of a new temporary one; not removed on close */
@@ -86,7 +87,11 @@ export async function startTestServer(
 ): Promise<TestServer> {
   postgresAvailable ??= testDatabaseUrl().then((url) => url !== null);
   const store =
-    options.store ?? (env.DATABASE_URL !== undefined || (await postgresAvailable) ? 'postgres' : 'embedded');
+    options.store ??
+    (env.DATABASE_URL !== undefined ||
+    (process.env.RAG_TEST_STORE !== 'embedded' && (await postgresAvailable))
+      ? 'postgres'
+      : 'embedded');
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rag-http-'));
   const database =
     store === 'postgres' && env.DATABASE_URL === undefined ? await createTestDatabase('rag_http') : null;

@@ -104,3 +104,61 @@ describe('POST /api/search', () => {
     expect(await response.json()).toEqual({ detail: 'Store not found' });
   });
 });
+
+describe('reads remembered between writes', () => {
+  it('never outlive the write that changes them: documents added and deleted, deactivation, store deletion, logout', async () => {
+    // Remembered on the embedded database only (the `rag-embedded` project); PostgreSQL reads every time.
+    expect(app.context.db.writes !== null).toBe(app.context.db.dialect === 'pglite');
+    const owner = await app.signIn();
+    const store = await app.createStore(owner.token);
+    await app.indexed(owner.token, store, {
+      name: 'first.txt',
+      type: 'text/plain',
+      data: 'Pelican migration starts in April.',
+    });
+    const titles = async () => {
+      const response = await search({ storeIds: [store], query: 'pelican migration' }, owner.token);
+      if (response.status !== 200) return [response.status, await response.json()];
+      const body = (await response.json()) as { results: { title: string }[] };
+      return body.results.map((result) => result.title).sort();
+    };
+    expect(await titles()).toEqual(['first.txt']);
+    expect(await titles()).toEqual(['first.txt']);
+
+    const second = await app.indexed(owner.token, store, {
+      name: 'second.txt',
+      type: 'text/plain',
+      data: 'Pelican migration ends in October.',
+    });
+    expect(await titles()).toEqual(['first.txt', 'second.txt']);
+    expect((await app.api(`/api/documents/${second}`, { method: 'DELETE', token: owner.token })).status).toBe(
+      202,
+    );
+    expect(await titles()).toEqual(['first.txt']);
+
+    const admin = await app.signIn();
+    await app.context.db.kysely
+      .updateTable('users')
+      .set({ is_admin: true })
+      .where('id', '=', admin.userId)
+      .execute();
+    const setActive = (isActive: boolean) =>
+      app.api(`/api/admin/users/${owner.userId}/active`, {
+        method: 'POST',
+        token: admin.token,
+        json: { is_active: isActive },
+      });
+    expect((await setActive(false)).status).toBe(200);
+    expect(await titles()).toEqual([403, { detail: 'User is inactive' }]);
+    expect((await setActive(true)).status).toBe(200);
+    expect(await titles()).toEqual(['first.txt']);
+
+    expect((await app.api(`/api/stores/${store}`, { method: 'DELETE', token: owner.token })).status).toBe(
+      202,
+    );
+    expect(await titles()).toEqual([404, { detail: 'Store not found' }]);
+
+    expect((await app.api('/api/auth/logout', { method: 'POST', token: owner.token })).status).toBe(200);
+    expect(await titles()).toEqual([401, { detail: 'Token revoked' }]);
+  });
+});
