@@ -51,7 +51,7 @@ export class ThreadPoolClosedError extends Error {
   }
 }
 
-export type ThreadExitReason = 'recycled' | 'aborted' | 'oom' | 'crashed' | 'closed';
+export type ThreadExitReason = 'recycled' | 'idle' | 'aborted' | 'oom' | 'crashed' | 'closed';
 
 export interface ThreadPoolEvents {
   spawn: [threadId: number];
@@ -90,6 +90,11 @@ export interface ThreadPoolOptions {
    * the workers run at the process's priority).
    */
   niceness?: number;
+  /**
+   * A worker left idle this long is stopped (its V8 heap and thread returned to the system) and a new one is
+   * started for the next task; default: idle workers are kept.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** What a pool passes to each of its workers (`workerData`). */
@@ -103,6 +108,8 @@ interface PooledWorker {
   tasks: number;
   /** set once the worker is stopping or has died */
   exitReason: ThreadExitReason | null;
+  /** stops the worker once it has been idle for idleTimeoutMs */
+  idleTimer: NodeJS.Timeout | null;
 }
 
 /** A task waiting for a slot: granted one, or failed when the pool closes. */
@@ -170,6 +177,8 @@ export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<Thr
       if (this.#closed) throw new ThreadPoolClosedError();
       signal.throwIfAborted();
       pooled = this.#idle.pop() ?? this.#spawn();
+      if (pooled.idleTimer !== null) clearTimeout(pooled.idleTimer);
+      pooled.idleTimer = null;
       this.#busy.add(pooled);
       pooled.worker.ref();
       const result = await this.#runOn(pooled, request, signal, transfer, onPartial);
@@ -182,6 +191,7 @@ export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<Thr
         if (reusable && !this.#closed) {
           pooled.worker.unref();
           this.#idle.push(pooled);
+          this.#stopWhenIdle(pooled);
         } else {
           this.#stop(pooled, this.#closed ? 'closed' : 'recycled');
         }
@@ -248,7 +258,13 @@ export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<Thr
         maxOldGenerationSizeMb: this.#options.maxOldGenerationSizeMb ?? THREAD_MAX_OLD_GENERATION_MB,
       },
     });
-    const pooled: PooledWorker = { worker, threadId: worker.threadId, tasks: 0, exitReason: null };
+    const pooled: PooledWorker = {
+      worker,
+      threadId: worker.threadId,
+      tasks: 0,
+      exitReason: null,
+      idleTimer: null,
+    };
     // A worker that dies while idle is dropped from the pool (its 'error' must not become an uncaught one).
     worker.on('error', (error: unknown) => {
       pooled.exitReason ??= isOutOfMemory(error) ? 'oom' : 'crashed';
@@ -331,7 +347,17 @@ export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<Thr
     });
   }
 
+  #stopWhenIdle(pooled: PooledWorker): void {
+    const timeout = this.#options.idleTimeoutMs;
+    if (timeout === undefined) return;
+    pooled.idleTimer = setTimeout(() => this.#stop(pooled, 'idle'), timeout);
+    // An idle worker's timer, like the worker, does not keep the process alive.
+    pooled.idleTimer.unref();
+  }
+
   #stop(pooled: PooledWorker, reason: ThreadExitReason): void {
+    if (pooled.idleTimer !== null) clearTimeout(pooled.idleTimer);
+    pooled.idleTimer = null;
     const index = this.#idle.indexOf(pooled);
     if (index >= 0) this.#idle.splice(index, 1);
     if (pooled.exitReason !== null) return;

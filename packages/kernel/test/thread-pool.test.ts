@@ -323,6 +323,21 @@ describe('ThreadPool', () => {
     ]);
   });
 
+  it('stops a worker left idle for idleTimeoutMs, keeps one that gets work in time, and starts anew after', async () => {
+    const { pool, spawns, exits } = poolOf({ idleTimeoutMs: 300 });
+    const first = await pool.run({ op: 'echo', value: 1 }, signal());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Within the timeout: the same worker, whose timer starts again when it is idle again.
+    const second = await pool.run({ op: 'echo', value: 2 }, signal());
+    expect([first.threadId, second.threadId]).toEqual([spawns[0], spawns[0]]);
+    expect(exits).toEqual([]);
+    await until(() => exits.length === 1);
+    expect(exits).toEqual([[spawns[0], 'idle']]);
+    const third = await pool.run({ op: 'echo', value: 3 }, signal());
+    expect(spawns).toHaveLength(2);
+    expect(third).toEqual({ threadId: spawns[1], tasks: 1, value: 3 });
+  });
+
   it('close() rejects running and waiting tasks with ThreadPoolClosedError and stops every worker', async () => {
     const { pool, spawns, exits } = poolOf({ size: 2 });
     await Promise.all([

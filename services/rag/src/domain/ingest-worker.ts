@@ -24,6 +24,8 @@ import { ParseError, type ParseOptions, parseDocument } from './text/parse.js';
 export const INGEST_WORKER_MAX_OLD_GENERATION_MB = THREAD_MAX_OLD_GENERATION_MB;
 /** How much lower than the process's the ingestion workers' scheduling priority is (Linux nice increment). */
 export const INGEST_WORKER_NICENESS = 10;
+/** An ingestion worker idle this long is stopped; the next document starts a new one (~0.1 s). */
+export const INGEST_WORKER_IDLE_MS = 5_000;
 export const DOCUMENT_TOO_LARGE_MESSAGE = 'Document too large to process in memory';
 
 export interface AnalyseRequest {
@@ -202,6 +204,8 @@ export interface IngestWorkerPoolOptions {
   maxOldGenerationSizeMb?: number;
   /** documents a worker analyses before it is replaced (default 50; 1 = a fresh worker per document) */
   maxJobsPerWorker?: number;
+  /** a worker idle this long is stopped (default INGEST_WORKER_IDLE_MS) */
+  idleTimeoutMs?: number;
 }
 
 const ENTRY = threadEntry(import.meta.url, 'ingest-worker-entry');
@@ -239,6 +243,8 @@ export class IngestWorkerPool extends EventEmitter<IngestWorkerPoolEvents> {
       niceness: INGEST_WORKER_NICENESS,
       maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? INGEST_WORKER_MAX_OLD_GENERATION_MB,
       maxTasksPerWorker: options.maxJobsPerWorker ?? 50,
+      // An analysing worker holds tens of MB (its heap, the parsers): between bursts of uploads it is let go.
+      idleTimeoutMs: options.idleTimeoutMs ?? INGEST_WORKER_IDLE_MS,
       reviveError,
     });
     this.#threads.on('spawn', (threadId) => this.emit('spawn', threadId));
