@@ -9,18 +9,23 @@ interface Tables {
   notes: { id: number; body: string };
 }
 
+/** An in-memory database with the three tables, and a handle on it whose writes a new WriteWatch counts. */
+async function watchedDatabase() {
+  const database = await openDatabase<Tables>({});
+  await sql`create table users (id int primary key, name text not null);
+    create table tokens (jti text primary key);
+    create table notes (id int primary key, body text not null)`.execute(database.kysely);
+  const watch = new WriteWatch();
+  return { database, watch, db: database.kysely.withPlugin(watch) };
+}
+
 describe('WriteWatch', () => {
   let database: Database<Tables>;
   let watch: WriteWatch;
   let db: Kysely<Tables>;
 
   beforeAll(async () => {
-    database = await openDatabase<Tables>({});
-    await sql`create table users (id int primary key, name text not null);
-      create table tokens (jti text primary key);
-      create table notes (id int primary key, body text not null)`.execute(database.kysely);
-    watch = new WriteWatch();
-    db = database.kysely.withPlugin(watch);
+    ({ database, watch, db } = await watchedDatabase());
   });
   afterAll(() => database.close());
 
@@ -104,11 +109,7 @@ describe('WatchedCache', () => {
   let db: Kysely<Tables>;
 
   beforeAll(async () => {
-    database = await openDatabase<Tables>({});
-    await sql`create table users (id int primary key, name text not null);
-      create table notes (id int primary key, body text not null)`.execute(database.kysely);
-    watch = new WriteWatch();
-    db = database.kysely.withPlugin(watch);
+    ({ database, watch, db } = await watchedDatabase());
     await db.insertInto('users').values({ id: 1, name: 'ada' }).execute();
   });
   afterAll(() => database.close());

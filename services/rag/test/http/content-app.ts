@@ -14,6 +14,8 @@ export interface ContentApp {
   uploadDir: string;
   /** a new user and their bearer token */
   signIn(): Promise<{ token: string; userId: number }>;
+  /** a new admin and their bearer token */
+  signInAdmin(): Promise<{ token: string; userId: number }>;
   api(path: string, init?: RequestInit & { token?: string; json?: unknown }): Promise<Response>;
   createStore(token: string, name?: string, backend?: string): Promise<number>;
   upload(
@@ -57,6 +59,10 @@ export async function startContentApp(env: Record<string, string> = {}): Promise
     uploadDir: config.uploadDir,
     async signIn() {
       const user = await createUser(server, `user${++counter}-${process.pid}@example.com`);
+      return { token: user.token, userId: user.id };
+    },
+    async signInAdmin() {
+      const user = await createUser(server, `admin${++counter}-${process.pid}@example.com`, { admin: true });
       return { token: user.token, userId: user.id };
     },
     api,

@@ -118,12 +118,7 @@ describe('documents', () => {
     }
     const notAdmin = await app.api(`/api/documents/${documentId}/restore`, { method: 'POST', token });
     expect([notAdmin.status, await notAdmin.json()]).toEqual([403, { detail: 'Admin access required' }]);
-    const admin = await app.signIn();
-    await app.context.db.kysely
-      .updateTable('users')
-      .set({ is_admin: true })
-      .where('id', '=', admin.userId)
-      .execute();
+    const admin = await app.signInAdmin();
     const restored = await app.api(`/api/documents/${documentId}/restore`, {
       method: 'POST',
       token: admin.token,

@@ -136,12 +136,7 @@ describe('reads remembered between writes', () => {
     );
     expect(await titles()).toEqual(['first.txt']);
 
-    const admin = await app.signIn();
-    await app.context.db.kysely
-      .updateTable('users')
-      .set({ is_admin: true })
-      .where('id', '=', admin.userId)
-      .execute();
+    const admin = await app.signInAdmin();
     const setActive = (isActive: boolean) =>
       app.api(`/api/admin/users/${owner.userId}/active`, {
         method: 'POST',
