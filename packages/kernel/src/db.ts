@@ -876,7 +876,7 @@ class CopyData {
  * as what it reads, on the connection `executor` holds (in turn with every other statement, or inside a
  * transaction when `executor` is one). Returns the rows copied. `with (format binary)` spares PostgreSQL parsing text: a vector's
  * 384 components as text cost pgvector's float parser (software long-double arithmetic in WebAssembly) ~25×
- * what their binary form does.
+ * what their binary form does. The statement is compiled already: Kysely plugins (a WriteWatch) do not see it.
  */
 export async function copyIntoEmbedded<DB>(
   executor: Kysely<DB>,

@@ -254,8 +254,9 @@ export interface CatalogOptions {
 
 /**
  * A new embedded catalog (no database in `pgliteDir` yet) is the build's migrated template unpacked (for the
- * default EMBEDDING_DIM), or is created and migrated by a short-lived child process, so that the serving process opens a finished database and never holds the memory creating it takes
- * (spec S2: idle RSS). Anything else is left to openCatalog and migrateCatalog.
+ * default EMBEDDING_DIM), or is created and migrated by a short-lived child process, so that the serving
+ * process opens a finished database and never holds the memory creating it takes (spec S2: idle RSS). Anything
+ * else is left to openCatalog and migrateCatalog.
  */
 export async function prepareNewCatalog(options: CatalogOptions): Promise<void> {
   const dataDir = options.pgliteDir;
