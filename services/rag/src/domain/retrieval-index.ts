@@ -20,6 +20,8 @@ export function bm25Idf(totalChunks: number, documentFrequency: number): number 
 export class VersionedCache<T> {
   private readonly entries = new Map<string, { value: T; size: number }>();
   private readonly loading = new Map<string, Promise<T>>();
+  /** entries being built by `provide`: their value, or undefined once that failed */
+  private readonly provided = new Map<string, Promise<T | undefined>>();
   private cachedSize = 0;
 
   constructor(
@@ -42,6 +44,8 @@ export class VersionedCache<T> {
     const cached = this.cached(documentId, version);
     if (cached !== undefined) return cached;
     const key = `${documentId}:${version}`;
+    const provided = await this.provided.get(key);
+    if (provided !== undefined) return provided;
     let pending = this.loading.get(key);
     if (pending === undefined) {
       pending = load().finally(() => this.loading.delete(key));
@@ -50,6 +54,26 @@ export class VersionedCache<T> {
     const value = await pending;
     if (!this.entries.has(key)) this.put(documentId, version, value);
     return value;
+  }
+
+  /**
+   * Caches what `value` resolves to as the document's entry at `version`; a `get` of that entry meanwhile waits
+   * for it instead of loading (a document's index is being built from what this process wrote).
+   */
+  provide(documentId: number, version: string, value: Promise<T>): Promise<T> {
+    const key = `${documentId}:${version}`;
+    const provided = value.then((resolved) => {
+      this.put(documentId, version, resolved);
+      return resolved;
+    });
+    // A get meanwhile that finds it failed loads the entry itself; the caller of provide sees the failure.
+    const settled = provided
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.provided.get(key) === settled) this.provided.delete(key);
+      });
+    this.provided.set(key, settled);
+    return provided;
   }
 
   /** Caches `value` as the document's entry at `version`, replacing its other versions. */

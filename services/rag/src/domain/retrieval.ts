@@ -288,10 +288,19 @@ class LexicalIndexCache {
     return this.documents.get(documentId, version, () => this.load(db, documentId, version));
   }
 
-  /** Caches postings built from rows this process has just written (see `primeDocumentIndex`). */
-  prime(documentId: number, version: string, rows: readonly PostingsRow[]): void {
-    if (this.documents.empty && this.dictionary.size > 0) this.dictionary.clear();
-    this.documents.put(documentId, version, buildDocumentPostings(rows, this.dictionary));
+  /**
+   * Caches postings built from rows this process has just written (see `primeDocumentIndex`); a search of the
+   * document meanwhile waits for them.
+   */
+  prime(documentId: number, version: string, rows: Promise<readonly PostingsRow[]>): Promise<unknown> {
+    return this.documents.provide(
+      documentId,
+      version,
+      rows.then((ready) => {
+        if (this.documents.empty && this.dictionary.size > 0) this.dictionary.clear();
+        return buildDocumentPostings(ready, this.dictionary);
+      }),
+    );
   }
 
   /** A document's postings, read a page of chunk rows at a time (see `pagedIndexRows`). */
@@ -616,21 +625,39 @@ export async function primeDocumentIndex(db: RagDb, index: WrittenIndex): Promis
   const { documentId, version } = index;
   // The in-memory index looks chunk ids up by binary search.
   const chunks = [...index.chunks].sort((a, b) => a.id - b.id);
-  const postings: PostingsRow[] = await inSlices(chunks, (chunk) => ({
-    id: chunk.id,
-    terms: JSON.parse(chunk.terms) as Record<string, number>,
-    term_count: chunk.termCount,
-  }));
-  cacheFor(db).prime(documentId, version, postings);
   const dim = db.embeddingDim;
-  if (db.dialect !== 'pglite' || !db.vectorEnabled || dim === null) return;
   // An index without vectors is left to the first search, which reads what exists.
-  if (chunks.some((chunk) => chunk.embedding === null)) return;
-  const vectors = await inSlices(chunks, (chunk) => ({
-    id: chunk.id,
-    embedding: unitVectorOf(chunk.embedding as Float32Array),
-  }));
-  vectorCacheFor(db).put(documentId, version, buildDocumentVectors(vectors, dim));
+  const withVectors =
+    db.dialect === 'pglite' &&
+    db.vectorEnabled &&
+    dim !== null &&
+    chunks.every((chunk) => chunk.embedding !== null);
+  // Both are registered before the first slice: a search from now on waits for them instead of reading the
+  // document's index back from the database.
+  const postings = cacheFor(db).prime(
+    documentId,
+    version,
+    inSlices(chunks, (chunk) => ({
+      id: chunk.id,
+      terms: JSON.parse(chunk.terms) as Record<string, number>,
+      term_count: chunk.termCount,
+    })),
+  );
+  const vectors = withVectors
+    ? vectorCacheFor(db).provide(
+        documentId,
+        version,
+        postings
+          .then(() =>
+            inSlices(chunks, (chunk) => ({
+              id: chunk.id,
+              embedding: unitVectorOf(chunk.embedding as Float32Array),
+            })),
+          )
+          .then((rows) => buildDocumentVectors(rows, dim)),
+      )
+    : null;
+  await Promise.all([postings, vectors]);
 }
 
 /** `map` over `items`, yielding to the event loop after every slice of PRIME_SLICE items. */
