@@ -20,7 +20,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { parseTarHeader, TAR_BLOCK, tarDataBlocks } from './pglite-engine.js';
 
@@ -162,9 +162,10 @@ export function tarDirectory(dir: string, exclude: readonly string[] = []): Buff
  * PG_VERSION.
  */
 export async function extractDataDirArchive(path: string, dir: string): Promise<void> {
+  const root = resolve(dir);
   const target = (relative: string): string => {
-    const full = join(dir, ...relative.split('/'));
-    if (!full.startsWith(dir + sep)) throw new Error(`unsafe path in the archive: ${relative}`);
+    const full = join(root, ...relative.split('/'));
+    if (!full.startsWith(root + sep)) throw new Error(`unsafe path in the archive: ${relative}`);
     return full;
   };
   /** the file being written: its descriptor, bytes still to come, then the padding to its block boundary */

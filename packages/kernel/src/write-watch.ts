@@ -64,19 +64,15 @@ export class WriteWatch implements KyselyPlugin {
   }
 }
 
-/** The tables a statement writes; null when it may write any; undefined when it writes none. */
+/** A read starts with select / with … select / values / show / explain; any other raw statement may write. */
+const RAW_READ = /^\s*(?:\(?\s*select|with|values|show|explain|begin|commit|rollback|savepoint|release)\b/i;
+
+/**
+ * The tables a statement writes; null when it may write any; undefined when it writes none. Builder queries
+ * are read from their nodes (every table under an insert, update, delete or merge, wherever it is nested); raw
+ * SQL from its text, and from the builder queries embedded in it.
+ */
 function writtenTables(node: RootOperationNode): readonly string[] | null | undefined {
-  if (node.kind === 'RawNode') {
-    const text = node.sqlFragments.join(' ');
-    const tables = [...text.matchAll(RAW_WRITE)].map((match) => (match[1] as string).toLowerCase());
-    if (tables.length > 0) return tables;
-    // A read starts with select / with … select / values / show / explain; anything else may write.
-    return /^\s*(?:\(?\s*select|with|values|show|explain|begin|commit|rollback|savepoint|release)\b/i.test(
-      text,
-    )
-      ? undefined
-      : null;
-  }
   const tables = new Set<string>();
   let writes = false;
   const visit = (value: unknown, inWrite: boolean): void => {
@@ -86,6 +82,13 @@ function writtenTables(node: RootOperationNode): readonly string[] | null | unde
     }
     if (value === null || typeof value !== 'object') return;
     const current = value as OperationNode & Record<string, unknown>;
+    if (current.kind === 'RawNode') {
+      const text = (current as unknown as { sqlFragments: readonly string[] }).sqlFragments.join(' ');
+      for (const match of text.matchAll(RAW_WRITE)) {
+        writes = true;
+        tables.add((match[1] as string).toLowerCase());
+      }
+    }
     const write = inWrite || WRITE_NODES.has(current.kind);
     if (write && !inWrite) writes = true;
     if (write && current.kind === 'TableNode') {
@@ -95,6 +98,7 @@ function writtenTables(node: RootOperationNode): readonly string[] | null | unde
     for (const key in current) if (key !== 'kind') visit(current[key], write);
   };
   visit(node, false);
+  if (!writes && node.kind === 'RawNode' && !RAW_READ.test(node.sqlFragments.join(' '))) return null;
   if (!writes) return undefined;
   return tables.size > 0 ? [...tables] : null;
 }
