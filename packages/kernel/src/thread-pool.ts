@@ -177,8 +177,7 @@ export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<Thr
       if (this.#closed) throw new ThreadPoolClosedError();
       signal.throwIfAborted();
       pooled = this.#idle.pop() ?? this.#spawn();
-      if (pooled.idleTimer !== null) clearTimeout(pooled.idleTimer);
-      pooled.idleTimer = null;
+      this.#keepAlive(pooled);
       this.#busy.add(pooled);
       pooled.worker.ref();
       const result = await this.#runOn(pooled, request, signal, transfer, onPartial);
@@ -355,9 +354,14 @@ export class ThreadPool<Request, Result, Piece = never> extends EventEmitter<Thr
     pooled.idleTimer.unref();
   }
 
-  #stop(pooled: PooledWorker, reason: ThreadExitReason): void {
+  /** Cancels the worker's idle timeout (it has work again, or is being stopped). */
+  #keepAlive(pooled: PooledWorker): void {
     if (pooled.idleTimer !== null) clearTimeout(pooled.idleTimer);
     pooled.idleTimer = null;
+  }
+
+  #stop(pooled: PooledWorker, reason: ThreadExitReason): void {
+    this.#keepAlive(pooled);
     const index = this.#idle.indexOf(pooled);
     if (index >= 0) this.#idle.splice(index, 1);
     if (pooled.exitReason !== null) return;

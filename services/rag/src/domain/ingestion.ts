@@ -31,9 +31,10 @@ export const EMBED_BATCH_SIZE = 64;
 export const MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024;
 export const LAST_ERROR_MAX_CHARS = 500;
 /**
- * Chunks per staging statement. A statement holds the one embedded connection, so requests wait behind a
- * whole batch. R1 of bench/rag (10 MB of text; p95 of `GET /api/stores` answered while it is indexed): 50 rows
- * 7.4–7.6 s and 60–63 ms, 25 rows 7.8–8.7 s (7.9 s median of four runs) and 34–39 ms.
+ * Chunks per staging batch. A statement holds the one embedded connection, so requests wait behind a whole
+ * batch. R1 of bench/rag (10 MB of text; p95 of `GET /api/stores` answered while it is indexed), measured when
+ * vectors still went in as text: 50 rows 7.4–7.6 s and 60–63 ms, 25 rows 7.8–8.7 s and 34–39 ms. With binary
+ * vectors, 25 rows: 3.9–4.2 s and 21–31 ms.
  */
 export const INSERT_BATCH_ROWS = 25;
 
